@@ -1,0 +1,131 @@
+"""The pure train and eval steps that the engine jits.
+
+A step takes a :class:`TrainState` and a batch ``{'x', 'y', 'weights'}``
+(weights 0 mark padding) and returns the new state and device-side metrics.
+The optimizer is any optax transformation; it is called as
+
+.. code-block:: python
+
+    optimizer.update(grads, opt_state, params, stats=..., value=loss,
+                     grad=grads, value_fn=..., weights=..., rng=...)
+
+so that transforms which need more than the gradient (layer statistics from
+:func:`nnopt.capture.capture`, the batch loss, a loss oracle for line
+searches, the padding mask) take them as keyword extra args; transforms that
+do not know an extra arg ignore it, as optax does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from nnopt.capture import capture
+from nnopt.losses import Loss, accuracy
+
+Array = jax.Array
+
+
+class TrainState(NamedTuple):
+  """Everything a step changes; arrays only, so it jits, shards and saves.
+
+  Attributes:
+    step: number of steps taken.
+    params: model parameters.
+    opt_state: optimizer state.
+    rng: PRNG key (raw uint32 data) for sampled Fisher targets and the like.
+    nonfinite_step: first step whose loss was not finite, or -1.
+  """
+
+  step: Array
+  params: Any
+  opt_state: Any
+  rng: Array
+  nonfinite_step: Array
+
+
+def init_train_state(params, optimizer: optax.GradientTransformation,
+                     seed: int) -> TrainState:
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    opt_state=optimizer.init(params),
+                    rng=jax.random.key_data(jax.random.key(seed)),
+                    nonfinite_step=-jnp.ones((), jnp.int32))
+
+
+@dataclasses.dataclass(frozen=True)
+class CaptureSpec:
+  """What the step computes besides loss and gradient.
+
+  Attributes:
+    stats: pass per-layer statistics to the optimizer as ``stats=``.
+    fisher_samples: number of model-sampled targets per example whose
+      cotangents land in ``LayerStats.sampled_cotangents``.
+  """
+
+  stats: bool = False
+  fisher_samples: int = 0
+
+
+def as_extra_args(optimizer) -> optax.GradientTransformationExtraArgs:
+  """Wraps a plain optax transformation so that extra args are accepted."""
+  if isinstance(optimizer, optax.GradientTransformationExtraArgs):
+    return optimizer
+  return optax.with_extra_args_support(optimizer)
+
+
+def make_train_step(model: nn.Module, loss: Loss,
+                    optimizer: optax.GradientTransformation,
+                    spec: CaptureSpec = CaptureSpec(),
+                    on_trace: Callable[[], None] | None = None):
+  """Builds ``step(state, batch) -> (state, metrics)`` (not yet jitted)."""
+  optimizer = as_extra_args(optimizer)
+
+  def step(state: TrainState, batch: dict[str, Array]):
+    if on_trace is not None:
+      on_trace()
+    x, y, weights = batch["x"], batch["y"], batch["weights"]
+    rng, sample_rng, opt_rng = jax.random.split(
+        jax.random.wrap_key_data(state.rng), 3)
+    captured = capture(model, state.params, x, y, loss, weights=weights,
+                       fisher_samples=spec.fisher_samples, rng=sample_rng,
+                       with_stats=spec.stats or spec.fisher_samples > 0)
+
+    def value_fn(params):
+      return loss(model.apply({"params": params}, x), y, weights)
+
+    updates, opt_state = optimizer.update(
+        captured.grads, state.opt_state, state.params, stats=captured.stats,
+        value=captured.loss, grad=captured.grads, value_fn=value_fn,
+        weights=weights, rng=opt_rng)
+    params = optax.apply_updates(state.params, updates)
+    finite = jnp.isfinite(captured.loss)
+    nonfinite_step = jnp.where((state.nonfinite_step < 0) & ~finite,
+                               state.step, state.nonfinite_step)
+    new_state = TrainState(state.step + 1, params, opt_state,
+                           jax.random.key_data(rng), nonfinite_step)
+    metrics = {"loss": captured.loss}
+    if loss.is_classification:
+      metrics["accuracy"] = accuracy(captured.outputs, y, weights)
+    return new_state, metrics
+
+  return step
+
+
+def make_eval_step(model: nn.Module, loss: Loss):
+  """``eval(params, batch) -> sums``: weighted sums of loss and hits."""
+
+  def evaluate(params, batch):
+    outputs = model.apply({"params": params}, batch["x"])
+    w = batch["weights"].astype(jnp.float32)
+    sums = {"loss": jnp.sum(w * loss.per_example(outputs, batch["y"])),
+            "count": jnp.sum(w)}
+    if loss.is_classification:
+      sums["accuracy"] = accuracy(outputs, batch["y"], w) * jnp.sum(w)
+    return sums
+
+  return evaluate

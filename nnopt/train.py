@@ -1,0 +1,376 @@
+"""The engine: one jitted, data-parallel step and one loop with hooks.
+
+.. code-block:: python
+
+    trainer = Trainer(model, losses.softmax_cross_entropy, optax.adam(1e-3),
+                      dataset, batch_size=128, num_epochs=10, eval_every=100,
+                      workdir='runs/adam')
+    run = trainer.fit()
+
+Methods that change the run between steps (layer insertion, adaptive batch
+sizes, multilevel cycles) are :class:`Hook` s: they may replace the
+architecture, parameters, optimizer (state) or batch size through
+:class:`Run`; the loop then uses the step compiled for the new setting (one
+compilation per architecture/optimizer/batch bucket, cached).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax
+import numpy as np
+import optax
+import tqdm
+
+from nnopt import parallel
+from nnopt.checkpoint import Checkpointer
+from nnopt.data import EpochSampler
+from nnopt.losses import Loss
+from nnopt.models import init_params
+from nnopt.step import (CaptureSpec, TrainState, init_train_state,
+                        make_eval_step, make_train_step)
+
+
+class NonFiniteLossError(RuntimeError):
+  """The training loss became NaN or infinite."""
+
+  def __init__(self, step: int, checkpoint_step: int | None):
+    kept = ("no checkpoint was written" if checkpoint_step is None else
+            f"the last good checkpoint (step {checkpoint_step}) is kept")
+    super().__init__(f"training loss is not finite at step {step}; stopped "
+                     f"the run; {kept}")
+    self.step = step
+
+
+class Hook:
+  """Base class of loop hooks; override the methods you need.
+
+  Hooks see the :class:`Run` and may change it. ``state_dict`` /
+  ``load_state_dict`` make a hook resumable (JSON-serializable dicts).
+  """
+
+  def on_start(self, run: "Run") -> None:
+    """Called once before the first step (also after a resume)."""
+
+  def on_step(self, run: "Run", metrics: dict[str, jax.Array]) -> None:
+    """Called after every step with its device-side metrics."""
+
+  def on_epoch_end(self, run: "Run") -> None:
+    """Called when the sampler finished an epoch."""
+
+  def state_dict(self) -> dict[str, Any]:
+    return {}
+
+  def load_state_dict(self, state: dict[str, Any], run: "Run") -> None:
+    del state, run
+
+
+@dataclasses.dataclass
+class Run:
+  """The mutable state of a run that hooks may read and change.
+
+  Attributes:
+    model: current architecture.
+    optimizer: current optax transformation.
+    state: current :class:`TrainState` (on the mesh).
+    sampler: the batch sampler (``sampler.set_batch_size`` changes the batch).
+    step: host-side step counter.
+    log: diagnostics merged into the next metrics record, then cleared.
+    stop: set to True to end the run after the current step.
+  """
+
+  model: nn.Module
+  optimizer: optax.GradientTransformation
+  state: TrainState
+  sampler: EpochSampler
+  mesh: jax.sharding.Mesh
+  step: int = 0
+  log: dict[str, Any] = dataclasses.field(default_factory=dict)
+  stop: bool = False
+
+  @property
+  def epoch(self) -> int:
+    return self.sampler.epoch
+
+  @property
+  def params(self):
+    return self.state.params
+
+  def replace(self, *, model: nn.Module | None = None, params: Any = None,
+              optimizer: optax.GradientTransformation | None = None,
+              opt_state: Any = None) -> None:
+    """Swaps in a new architecture, parameters, optimizer or its state.
+
+    A new optimizer without ``opt_state`` starts from ``optimizer.init``.
+    """
+    if model is not None:
+      self.model = model
+    if optimizer is not None:
+      self.optimizer = optimizer
+    params = self.state.params if params is None else params
+    if opt_state is None:
+      opt_state = (self.optimizer.init(params) if optimizer is not None
+                   else self.state.opt_state)
+    self.state = parallel.replicate(
+        self.state._replace(params=params, opt_state=opt_state), self.mesh)
+
+
+class Trainer:
+  """Trains a model on a dataset with an optax optimizer; see module doc.
+
+  Args:
+    model: flax module (an nnopt model).
+    loss: an :class:`nnopt.losses.Loss`.
+    optimizer: any optax transformation (extra args: see :mod:`nnopt.step`).
+    dataset: an :class:`nnopt.data.Dataset`.
+    batch_size: global batch size; None for full batch.
+    num_steps / num_epochs: when to stop (the first reached).
+    seed: seeds initialization, sampling and the step's PRNG.
+    buckets: batch-size buckets for dynamic batch sizes (each bucket
+      compiles once).
+    capture: which layer statistics the optimizer gets.
+    hooks: loop hooks.
+    eval_every: evaluate on the test split every this many steps (and at the
+      end); None for only at the end.
+    eval_train: also evaluate the full training loss.
+    eval_batch_size: evaluation chunk size.
+    log_every: write a metrics record every this many steps.
+    checkpoint_every: save a checkpoint every this many steps (needs
+      ``workdir``).
+    workdir: where ``metrics.jsonl`` and ``checkpoints/`` go.
+    mesh: device mesh (default: all devices on a ``'data'`` axis).
+    params: initial parameters (default: ``model.init`` with ``seed``).
+    augment: ``(x_batch, np.random.Generator) -> x_batch`` applied on the host.
+    progress: show a tqdm progress bar.
+  """
+
+  def __init__(self, model: nn.Module, loss: Loss,
+               optimizer: optax.GradientTransformation, dataset, *,
+               batch_size: int | None, num_steps: int | None = None,
+               num_epochs: int | None = None, seed: int = 0,
+               buckets: Sequence[int] | None = None,
+               capture: CaptureSpec = CaptureSpec(), hooks: Sequence[Hook] = (),
+               eval_every: int | None = None, eval_train: bool = False,
+               eval_batch_size: int = 1000, log_every: int = 1,
+               checkpoint_every: int | None = None, workdir: str | None = None,
+               mesh: jax.sharding.Mesh | None = None, params: Any = None,
+               augment: Callable[[np.ndarray, np.random.Generator], np.ndarray]
+               | None = None, progress: bool = True):
+    if num_steps is None and num_epochs is None:
+      raise ValueError("Trainer needs num_steps or num_epochs")
+    if checkpoint_every and not workdir:
+      raise ValueError("checkpoint_every needs a workdir")
+    self.model, self.loss, self.optimizer = model, loss, optimizer
+    self.dataset = dataset
+    self.batch_size, self.buckets = batch_size, buckets
+    self.num_steps, self.num_epochs, self.seed = num_steps, num_epochs, seed
+    self.capture, self.hooks = capture, list(hooks)
+    self.eval_every, self.eval_train = eval_every, eval_train
+    self.eval_batch_size, self.log_every = eval_batch_size, log_every
+    self.checkpoint_every, self.workdir = checkpoint_every, workdir
+    self.mesh = parallel.data_mesh() if mesh is None else mesh
+    self.initial_params, self.augment, self.progress = params, augment, progress
+    self.compilations: dict[Any, int] = {}
+    self.history: list[dict[str, Any]] = []
+    self._step_fns: dict[Any, Callable] = {}
+    self._eval_fns: dict[Any, Callable] = {}
+
+  # -- compiled functions -------------------------------------------------
+
+  def step_fn(self, run: Run) -> Callable:
+    """The jitted step for the run's architecture and optimizer (cached)."""
+    key = (run.model, id(run.optimizer), self.capture, self.loss.name)
+    if key not in self._step_fns:
+      def count():
+        self.compilations[key] = self.compilations.get(key, 0) + 1
+
+      step = make_train_step(run.model, self.loss, run.optimizer,
+                             self.capture, on_trace=count)
+      self._step_fns[key] = jax.jit(
+          step, in_shardings=(parallel.replicated(self.mesh),
+                              parallel.batch_sharded(self.mesh)),
+          out_shardings=(parallel.replicated(self.mesh),
+                         parallel.replicated(self.mesh)))
+    return self._step_fns[key]
+
+  @property
+  def num_compilations(self) -> int:
+    return sum(self.compilations.values())
+
+  def _eval_fn(self, model: nn.Module) -> Callable:
+    if model not in self._eval_fns:
+      self._eval_fns[model] = jax.jit(
+          make_eval_step(model, self.loss),
+          in_shardings=(parallel.replicated(self.mesh),
+                        parallel.batch_sharded(self.mesh)),
+          out_shardings=parallel.replicated(self.mesh))
+    return self._eval_fns[model]
+
+  # -- data ------------------------------------------------------------------
+
+  def _batch(self, run: Run, x: np.ndarray, y: np.ndarray,
+             indices: np.ndarray, mask: np.ndarray) -> dict[str, jax.Array]:
+    xb = x[indices]
+    if self.augment is not None:
+      xb = self.augment(xb, np.random.default_rng([self.seed, run.step]))
+    batch = {"x": xb, "y": y[indices], "weights": mask.astype(np.float32)}
+    return parallel.shard_batch(batch, self.mesh)
+
+  def evaluate(self, run: Run, split: str = "test") -> dict[str, float]:
+    """Mean loss (and accuracy) of the current parameters on a split."""
+    x = getattr(self.dataset, f"x_{split}")
+    y = getattr(self.dataset, f"y_{split}")
+    size = parallel.padded_size(min(self.eval_batch_size, len(x)), self.mesh)
+    fn = self._eval_fn(run.model)
+    totals: dict[str, float] = {}
+    for start in range(0, len(x), size):
+      idx = np.arange(start, min(start + size, len(x)))
+      batch = parallel.pad_batch(
+          {"x": x[idx], "y": y[idx], "weights": np.ones(len(idx), np.float32)},
+          size)
+      sums = jax.device_get(fn(run.state.params,
+                               parallel.shard_batch(batch, self.mesh)))
+      for k, v in sums.items():
+        totals[k] = totals.get(k, 0.0) + float(v)
+    count = totals.pop("count")
+    return {f"{split}_{k}": v / count for k, v in totals.items()}
+
+  # -- the loop ----------------------------------------------------------------
+
+  def _initial_run(self) -> Run:
+    x = self.dataset.x_train
+    params = self.initial_params
+    if params is None:
+      params = init_params(self.model, jax.random.key(self.seed), x[:1])
+    state = parallel.replicate(
+        init_train_state(params, self.optimizer, self.seed), self.mesh)
+    sampler = EpochSampler(len(x), self.batch_size, seed=self.seed,
+                           buckets=self.buckets)
+    return Run(self.model, self.optimizer, state, sampler, self.mesh)
+
+  def _meta(self, run: Run) -> dict[str, Any]:
+    return {"step": run.step, "sampler": run.sampler.state_dict(),
+            "hooks": [h.state_dict() for h in self.hooks]}
+
+  def _restore(self, run: Run, ckpt: Checkpointer) -> None:
+    meta = ckpt.restore_meta()
+    for hook, hook_state in zip(self.hooks, meta["hooks"]):
+      hook.load_state_dict(hook_state, run)
+    run.sampler.load_state_dict(meta["sampler"])
+    run.step = int(meta["step"])
+    run.state = parallel.replicate(ckpt.restore_state(run.state), self.mesh)
+
+  def _done(self, run: Run) -> bool:
+    if run.stop:
+      return True
+    if self.num_steps is not None and run.step >= self.num_steps:
+      return True
+    return self.num_epochs is not None and run.epoch >= self.num_epochs
+
+  def _total_steps(self, run: Run) -> int | None:
+    if self.num_steps is not None:
+      return self.num_steps
+    per_epoch = run.sampler.steps_per_epoch
+    return None if per_epoch is None else self.num_epochs * per_epoch
+
+  def _write(self, record: dict[str, Any]) -> None:
+    self.history.append(record)
+    if self.workdir and jax.process_index() == 0:
+      with open(os.path.join(self.workdir, "metrics.jsonl"), "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+  def fit(self, *, resume: bool = False) -> Run:
+    """Runs the loop to the end; returns the final :class:`Run`.
+
+    Raises:
+      NonFiniteLossError: when the loss turns NaN/inf (the last good
+        checkpoint is kept).
+    """
+    run = self._initial_run()
+    ckpt = None
+    if self.workdir:
+      os.makedirs(self.workdir, exist_ok=True)
+    if self.checkpoint_every:
+      ckpt = Checkpointer(os.path.join(self.workdir, "checkpoints"))
+      if resume and ckpt.latest_step() is not None:
+        self._restore(run, ckpt)
+    if self.workdir and jax.process_index() == 0:
+      self._truncate_metrics(run.step)
+    for hook in self.hooks:
+      hook.on_start(run)
+    x, y = self.dataset.x_train, self.dataset.y_train
+    bar = tqdm.tqdm(total=self._total_steps(run), initial=run.step,
+                    disable=not self.progress, unit="step", leave=False)
+    since_log: list[dict[str, jax.Array]] = []
+    t0 = time.perf_counter()
+    try:
+      while not self._done(run):
+        epoch_before = run.sampler.epoch
+        indices, mask = run.sampler.next_batch()
+        batch = self._batch(run, x, y, indices, mask)
+        run.state, metrics = self.step_fn(run)(run.state, batch)
+        run.step += 1
+        since_log.append(metrics)
+        for hook in self.hooks:
+          hook.on_step(run, metrics)
+        if run.sampler.epoch_done or run.sampler.epoch != epoch_before:
+          for hook in self.hooks:
+            hook.on_epoch_end(run)
+        bar.update(1)
+        last = self._done(run)
+        if last or run.step % self.log_every == 0:
+          self._log(run, since_log, t0, bar, ckpt, evaluate=last or (
+              self.eval_every is not None and run.step % self.eval_every == 0))
+          since_log = []
+        if ckpt and run.step % self.checkpoint_every == 0:
+          self._check_finite(run, ckpt)
+          ckpt.save(run.step, run.state, self._meta(run))
+    finally:
+      bar.close()
+      if ckpt:
+        ckpt.close()
+    return run
+
+  def _check_finite(self, run: Run, ckpt: Checkpointer | None) -> None:
+    bad = int(jax.device_get(run.state.nonfinite_step))
+    if bad >= 0:
+      raise NonFiniteLossError(bad, ckpt.latest_step() if ckpt else None)
+
+  def _log(self, run: Run, since_log, t0, bar, ckpt, evaluate: bool) -> None:
+    values = jax.device_get(since_log)
+    record: dict[str, Any] = {
+        "step": run.step, "epoch": run.sampler.epoch,
+        "examples_seen": int(run.sampler.examples_seen),
+        "wall_time": time.perf_counter() - t0,
+        "batch_size": run.sampler.batch_size or self.dataset.num_train,
+    }
+    for key in values[0] if values else ():
+      record[f"train_{key}"] = float(np.mean([v[key] for v in values]))
+    self._check_finite(run, ckpt)
+    if evaluate:
+      record.update(self.evaluate(run, "test"))
+      if self.eval_train:
+        record.update(self.evaluate(run, "train"))
+    record.update(run.log)
+    run.log = {}
+    self._write(record)
+    bar.set_postfix(loss=f"{record.get('train_loss', float('nan')):.4g}",
+                    refresh=False)
+
+  def _truncate_metrics(self, step: int) -> None:
+    """Drops records after ``step`` so a resumed run's log reads as one run."""
+    path = os.path.join(self.workdir, "metrics.jsonl")
+    if not os.path.exists(path):
+      return
+    with open(path) as f:
+      records = [json.loads(line) for line in f if line.strip()]
+    with open(path, "w") as f:
+      for record in records:
+        if record["step"] <= step:
+          f.write(json.dumps(record) + "\n")

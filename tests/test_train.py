@@ -1,0 +1,152 @@
+"""The engine: data parallel = single device, resume = uninterrupted,
+non-finite stop, determinism, hooks and compilation counts."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from nnopt import losses, parallel
+from nnopt.data import load_dataset
+from nnopt.models import FNN, VGG
+from nnopt.train import Hook, NonFiniteLossError, Trainer
+
+SPIRAL = load_dataset("spiral")
+
+
+def _trainer(mesh=None, **kwargs):
+  defaults = dict(batch_size=45, num_steps=10, seed=3, progress=False,
+                  mesh=mesh)
+  defaults.update(kwargs)
+  return Trainer(FNN((16, 16, 2), activation="tanh"),
+                 losses.softmax_cross_entropy,
+                 kwargs.pop("optimizer", optax.sgd(0.1, momentum=0.9)),
+                 SPIRAL, **{k: v for k, v in defaults.items()
+                            if k != "optimizer"})
+
+
+def _assert_close_trees(a, b, rtol):
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    x, y = np.asarray(x), np.asarray(y)
+    scale = max(float(np.max(np.abs(y))), 1e-12)
+    assert float(np.max(np.abs(x - y))) <= rtol * scale
+
+
+def test_eight_devices_match_one_device():
+  assert jax.device_count() == 8
+  # 45 does not divide by 8: the batch is padded to 48 with zero weights.
+  one = _trainer(parallel.data_mesh(jax.devices()[:1]))
+  eight = _trainer(parallel.data_mesh())
+  run1, run8 = one.fit(), eight.fit()
+  losses1 = [r["train_loss"] for r in one.history]
+  losses8 = [r["train_loss"] for r in eight.history]
+  np.testing.assert_allclose(losses8, losses1, rtol=1e-5)
+  _assert_close_trees(run8.params, run1.params, 1e-5)
+  sharding = run8.state.params["dense_0"]["kernel"].sharding
+  assert sharding.mesh.devices.size == 8 and sharding.is_fully_replicated
+
+
+def test_conv_model_eight_devices_match_one_device():
+  data = load_dataset("digits")
+  model = VGG(stages=((4,), (8,)), fc=(16,), n_classes=10)
+  make = lambda mesh: Trainer(model, losses.softmax_cross_entropy,
+                              optax.adam(1e-2), data, batch_size=32,
+                              num_steps=5, mesh=mesh, progress=False)
+  one = make(parallel.data_mesh(jax.devices()[:1]))
+  eight = make(parallel.data_mesh())
+  run1, run8 = one.fit(), eight.fit()
+  np.testing.assert_allclose([r["train_loss"] for r in eight.history],
+                             [r["train_loss"] for r in one.history], rtol=1e-5)
+  _assert_close_trees(run8.params, run1.params, 1e-5)
+
+
+def test_same_seed_same_run_and_history_fields(tmp_path):
+  a = _trainer(workdir=str(tmp_path / "a"), eval_every=5).fit()
+  b = _trainer().fit()
+  _assert_close_trees(a.params, b.params, 0.0)
+  records = [json.loads(l) for l in open(tmp_path / "a" / "metrics.jsonl")]
+  assert [r["step"] for r in records] == list(range(1, 11))
+  assert records[4]["examples_seen"] == 5 * 45
+  assert "test_accuracy" in records[4] and "test_accuracy" not in records[3]
+  assert records[-1]["epoch"] == 1  # 10 steps of 45 = one epoch of 450
+
+
+class _Crash(Hook):
+  def __init__(self, at):
+    self.at = at
+
+  def on_step(self, run, metrics):
+    if run.step == self.at:
+      raise KeyboardInterrupt
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+  full = _trainer(num_steps=23, optimizer=optax.adam(1e-2)).fit()
+  work = str(tmp_path / "run")
+  with pytest.raises(KeyboardInterrupt):
+    _trainer(num_steps=23, optimizer=optax.adam(1e-2), workdir=work,
+             checkpoint_every=5, hooks=[_Crash(13)]).fit()
+  resumed_trainer = _trainer(num_steps=23, optimizer=optax.adam(1e-2),
+                             workdir=work, checkpoint_every=5)
+  resumed = resumed_trainer.fit(resume=True)
+  _assert_close_trees(resumed.params, full.params, 0.0)
+  _assert_close_trees(resumed.state.opt_state, full.state.opt_state, 0.0)
+  steps = [json.loads(l)["step"] for l in open(os.path.join(work, "metrics.jsonl"))]
+  assert steps == list(range(1, 24))
+
+
+def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+  work = str(tmp_path / "run")
+  # Updates turn NaN at the 6th update: the loss of step 6 is the first bad one.
+  poison = optax.scale_by_schedule(lambda n: jnp.where(n >= 5, jnp.nan, 1.0))
+  trainer = _trainer(num_steps=200, optimizer=optax.chain(optax.sgd(0.1), poison),
+                     workdir=work, checkpoint_every=2, log_every=4)
+  with pytest.raises(NonFiniteLossError, match=r"not finite at step 6;") as err:
+    trainer.fit()
+  from nnopt.checkpoint import Checkpointer
+  ckpt = Checkpointer(os.path.join(work, "checkpoints"))
+  last = ckpt.latest_step()
+  assert last == 4 and err.value.step == 6
+  assert "last good checkpoint (step 4) is kept" in str(err.value)
+  restored = ckpt.restore_state(trainer_state_target(trainer))
+  assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(restored.params))
+
+
+def trainer_state_target(trainer):
+  return trainer._initial_run().state
+
+
+class _GrowBatch(Hook):
+  def on_epoch_end(self, run):
+    run.sampler.set_batch_size(min(2 * run.sampler.batch_size, 64))
+    run.log["grown_to"] = run.sampler.batch_size
+
+
+def test_dynamic_batch_compiles_once_per_bucket():
+  trainer = _trainer(batch_size=8, num_steps=None, num_epochs=6,
+                     buckets=(16, 32, 64),
+                     hooks=[_GrowBatch()], log_every=1000)
+  trainer.fit()
+  assert trainer.num_compilations == 3  # buckets 16, 32, 64
+  record = trainer.history[-1]
+  # Epochs at batch 8, 16, 32, 64, 64, 64 (drop remainder): steps and examples.
+  assert record["epoch"] == 6 and record["batch_size"] == 64
+  assert record["step"] == 450 // 8 + 450 // 16 + 450 // 32 + 3 * (450 // 64)
+  assert record["examples_seen"] == 56 * 8 + 28 * 16 + 14 * 32 + 3 * 7 * 64
+
+
+class _SwapOptimizer(Hook):
+  def on_step(self, run, metrics):
+    if run.step == 3:
+      run.replace(optimizer=optax.adam(1e-3))
+
+
+def test_hook_replaces_optimizer():
+  trainer = _trainer(num_steps=6, hooks=[_SwapOptimizer()])
+  run = trainer.fit()
+  assert isinstance(run.state.opt_state[0], optax.ScaleByAdamState)
+  assert int(run.state.opt_state[0].count) == 3
