@@ -106,13 +106,15 @@ def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array
 
   The batch is padded (weight 0) to a multiple of the device count. With
   several processes, each process passes the same global batch and
-  contributes only its own rows.
+  contributes only its own rows. In a single process the host arrays are
+  returned as they are: a jitted function with ``in_shardings`` transfers
+  them itself, several times faster than `jax.device_put`.
   """
   size = padded_size(len(batch["weights"]), mesh)
   batch = pad_batch(batch, size)
-  sharding = batch_sharded(mesh)
   if jax.process_count() == 1:
-    return jax.device_put(batch, sharding)
+    return batch
+  sharding = batch_sharded(mesh)
   rows = _local_rows(sharding, size)
   return {
       key: jax.make_array_from_process_local_data(sharding, value[rows],
