@@ -1,0 +1,51 @@
+"""Runs the README's Python blocks in order, in one namespace, as a user would."""
+
+import contextlib
+import io
+import os
+import re
+
+README = os.path.join(os.path.dirname(__file__), os.pardir, "README.md")
+
+
+def python_blocks():
+  with open(README) as f:
+    return re.findall(r"```python\n(.*?)```", f.read(), flags=re.S)
+
+
+def test_readme_python_blocks_run(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  blocks = python_blocks()
+  assert len(blocks) >= 2
+  namespace: dict = {}
+  out = io.StringIO()
+  with contextlib.redirect_stdout(out):
+    for block in blocks:
+      exec(compile(block, README, "exec"), namespace)
+  printed = out.getvalue()
+  accuracy = float(re.search(r"test accuracy ([0-9.]+)", printed).group(1))
+  assert accuracy > 0.9, printed
+  assert namespace["trainer"].history[-1]["test_accuracy"] > 0.9
+  assert namespace["norms"].shape == (45,)
+
+
+def test_readme_per_example_norms_match_vmap_grad(tmp_path, monkeypatch):
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  monkeypatch.chdir(tmp_path)
+  tour = python_blocks()[0].replace("range(500)", "range(3)")
+  namespace: dict = {}
+  with contextlib.redirect_stdout(io.StringIO()):
+    exec(compile(tour, README, "exec"), namespace)
+  model, params, data = namespace["model"], namespace["params"], namespace["data"]
+  x, y = data.x_train[:45], data.y_train[:45]
+  _, _, _, norms = namespace["train_step"](params, namespace["opt_state"], x, y)
+
+  def example_loss(p, xi, yi):
+    logits = model.apply({"params": p}, xi[None])
+    return namespace["softmax_cross_entropy"](logits, yi[None])
+
+  grads = jax.vmap(jax.grad(example_loss), (None, 0, 0))(params, x, y)
+  ref = jnp.linalg.norm(grads["dense_0"]["kernel"].reshape(45, -1), axis=-1)
+  np.testing.assert_allclose(norms, ref, rtol=1e-4)
