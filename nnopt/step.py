@@ -38,7 +38,8 @@ class TrainState(NamedTuple):
     step: number of steps taken.
     params: model parameters.
     opt_state: optimizer state.
-    rng: PRNG key (raw uint32 data) for sampled Fisher targets and the like.
+    rng: the run's PRNG key (raw uint32 data); step k uses
+      ``fold_in(rng, k)`` for sampled Fisher targets and the optimizer's ``rng``.
     nonfinite_step: first step whose loss was not finite, or -1.
   """
 
@@ -89,8 +90,11 @@ def make_train_step(model: nn.Module, loss: Loss,
     if on_trace is not None:
       on_trace()
     x, y, weights = batch["x"], batch["y"], batch["weights"]
-    rng, sample_rng, opt_rng = jax.random.split(
-        jax.random.wrap_key_data(state.rng), 3)
+    # Per-step keys derive from the fixed run key and the step number, so
+    # that they cost nothing (dead code) when no one uses them.
+    step_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng),
+                                  state.step)
+    sample_rng, opt_rng = jax.random.split(step_key)
     captured = capture(model, state.params, x, y, loss, weights=weights,
                        fisher_samples=spec.fisher_samples, rng=sample_rng,
                        with_stats=spec.stats or spec.fisher_samples > 0)
@@ -106,8 +110,8 @@ def make_train_step(model: nn.Module, loss: Loss,
     finite = jnp.isfinite(captured.loss)
     nonfinite_step = jnp.where((state.nonfinite_step < 0) & ~finite,
                                state.step, state.nonfinite_step)
-    new_state = TrainState(state.step + 1, params, opt_state,
-                           jax.random.key_data(rng), nonfinite_step)
+    new_state = TrainState(state.step + 1, params, opt_state, state.rng,
+                           nonfinite_step)
     metrics = {"loss": captured.loss}
     if loss.is_classification:
       metrics["accuracy"] = accuracy(captured.outputs, y, weights)

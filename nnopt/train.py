@@ -180,6 +180,13 @@ class Trainer:
     self.history: list[dict[str, Any]] = []
     self._step_fns: dict[Any, Callable] = {}
     self._last_step: tuple[Any, Any, Callable] | None = None
+    # Several simulated CPU devices in one process share one thread pool: two
+    # programs in flight at once can starve each other's all-reduce
+    # rendezvous (XLA then aborts the process). Such meshes run one step at a
+    # time; accelerators and one-device-per-process CPU runs stay async.
+    local = [d for d in self.mesh.devices.flat
+             if d.process_index == jax.process_index()]
+    self._serialize_steps = len(local) > 1 and local[0].platform == "cpu"
     self._eval_fns: dict[Any, Callable] = {}
 
   # -- compiled functions -------------------------------------------------
@@ -327,6 +334,8 @@ class Trainer:
         indices, mask = run.sampler.next_batch()
         batch = self._batch(run, x, y, indices, mask)
         run.state, metrics = self.step_fn(run)(run.state, batch)
+        if self._serialize_steps:
+          jax.block_until_ready(run.state)
         run.step += 1
         since_log.append(metrics)
         for hook in self.hooks:
