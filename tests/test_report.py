@@ -1,0 +1,157 @@
+"""Tests of claims, claims.json files, REPORT.md and curve figures."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from nnopt import reproduce as R
+from nnopt import report
+
+
+def _write(directory, claims, figures=(), run=None):
+  directory.mkdir(parents=True, exist_ok=True)
+  R.write_claims(directory / R.CLAIMS_FILE, claims)
+  for name in figures:
+    (directory / name).parent.mkdir(parents=True, exist_ok=True)
+    (directory / name).write_bytes(b"\x89PNG\r\n\x1a\n")
+  if run is not None:
+    (directory / R.RUN_FILE).write_text(json.dumps(run))
+
+
+def test_claim_helpers_and_records():
+  c = R.Claims("kreis")
+  c.equal("Table 4.3", "27 params", np.int64(27), 27, name="params")
+  c.close("Fig. 1", "ratio ≈ 0.7", 0.71, 0.70, rtol=0.05)
+  c.less("Fig. 2", "LI below X1", 0.1, 0.2, names=("li", "x1"))
+  c.check("Fig. 3", "fails", False, loss=np.float32(1.5))
+  c.not_run("Fig. 4", "needs CIFAR-10", "no data_dir")
+  assert [x.status for x in c] == ["PASS", "PASS", "PASS", "FAIL", "NOT RUN"]
+  records = [x.to_record() for x in c]
+  json.dumps(records)  # numpy values became plain JSON
+  assert records[0]["measured"] == {"params": 27, "expected_params": 27}
+  assert records[3]["measured"] == {"loss": 1.5}
+  assert "reason" not in records[0] and records[4]["reason"] == "no data_dir"
+  assert R.Claim.from_record(records[4]) == c[4]
+  assert R.count_statuses(c) == {"PASS": 3, "FAIL": 1, "NOT RUN": 1}
+  assert R.check("mlsgd", "T1", "x", True).status == "PASS"
+  assert R.not_run("balles", "T1", "x", "why").reason == "why"
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(thesis="smith"), "thesis"),
+    (dict(status="OK"), "status"),
+    (dict(status="NOT RUN"), "reason"),
+    (dict(measured=[1]), "measured"),
+])
+def test_claim_validation(kwargs, match):
+  fields = dict(thesis="kreis", item="T", claim="c", measured={},
+                status="PASS")
+  fields.update(kwargs)
+  with pytest.raises(R.ReproduceError, match=match):
+    R.Claim(**fields)
+
+
+def test_report_counts_tables_and_figures(tmp_path):
+  _write(tmp_path / "sensli", [
+      R.check("kreis", "Table 4.3", "27 | params", True, params=27),
+      R.check("kreis", "Fig. 4.5", "LI < X1", False, li=0.3, x1=0.2),
+      R.not_run("kreis", "Fig. 4.8", "CIFAR run", "no data"),
+  ], figures=("fig45.png",), run={"quick": True})
+  _write(tmp_path / "nested" / "svag", [
+      R.check("balles", "Fig. 5.1", "M-SVAG ≤ SGD", True, ratio=0.9),
+      R.check("balles", "Fig. 5.2", "variance ok", True),
+      R.check("kreis", "Eq. 5.3", "shared", True),
+  ], figures=("a.png", "sub/b.png"))
+  path = report.write_report(tmp_path)
+  assert path == tmp_path / "REPORT.md"
+  text = path.read_text()
+  assert "2 reproduction(s), 6 claim(s): 4 PASS, 1 FAIL, 1 NOT RUN." in text
+  assert "| kreis | 2 | 1 | 1 | 4 |" in text
+  assert "| balles | 2 | 0 | 0 | 2 |" in text
+  assert "mlsgd" not in text.split("## ")[0]
+  assert "PASS: 2, FAIL: 1, NOT RUN: 1" in text
+  assert "27 \\| params" in text  # pipes escaped inside cells
+  assert "reason: no data" in text and "**FAIL**" in text
+  assert "li = 0.3, x1 = 0.2" in text
+  assert "![sensli/fig45.png](sensli/fig45.png)" in text
+  assert "![nested/svag/sub/b.png](nested/svag/sub/b.png)" in text
+  assert "quick mode" in text and "sensli" in text
+  kreis, balles = text.index("## Kreis"), text.index("## Balles")
+  assert kreis < balles
+  # The kreis claim of nested/svag appears in the kreis table.
+  assert "| nested/svag | Eq. 5.3 | shared |" in text[kreis:balles]
+  counts = report.thesis_counts(report.collect(tmp_path))
+  assert counts["kreis"] == {"PASS": 2, "FAIL": 1, "NOT RUN": 1}
+
+
+def test_report_rejects_invalid_files(tmp_path):
+  with pytest.raises(R.ReproduceError, match="no claims.json"):
+    report.write_report(tmp_path)
+  (tmp_path / "x").mkdir()
+  (tmp_path / "x" / "claims.json").write_text("{not json")
+  with pytest.raises(R.ReproduceError, match="cannot read"):
+    report.write_report(tmp_path)
+  (tmp_path / "x" / "claims.json").write_text(
+      json.dumps([{"thesis": "kreis", "item": "T", "claim": "c",
+                   "measured": {}, "status": "MAYBE"}]))
+  with pytest.raises(R.ReproduceError, match="status"):
+    report.write_report(tmp_path)
+
+
+def test_run_reproduction_writes_files_and_survives_crashes(tmp_path):
+  def good(out_dir, quick):
+    claims = R.Claims("mlsgd")
+    claims.check("Fig. 1", "quick is passed", quick, quick=quick)
+    (out_dir / "f.png").write_bytes(b"\x89PNG")
+    return claims
+
+  def bad(out_dir, quick):
+    raise ValueError("boom")
+
+  rep = R.Reproduction(id="good", thesis="mlsgd", items=("Fig. 1",), run=good)
+  result = R.run_reproduction(rep, tmp_path, quick=True)
+  assert result.error is None and result.counts()["PASS"] == 1
+  info = json.loads((tmp_path / "good" / "run.json").read_text())
+  assert info["quick"] is True and info["counts"]["PASS"] == 1
+  assert R.read_claims(tmp_path / "good" / "claims.json") == result.claims
+  rep = R.Reproduction(id="bad", thesis="mlsgd", items=("A", "B"), run=bad)
+  result = R.run_reproduction(rep, tmp_path)
+  assert "boom" in result.error
+  assert [c.status for c in result.claims] == ["NOT RUN", "NOT RUN"]
+  text = report.write_report(tmp_path).read_text()
+  assert "bad failed" in text
+  with pytest.raises(R.ReproduceError, match="thesis"):
+    R.Reproduction(id="x", thesis="nobody", items=(), run=good)
+  with pytest.raises(R.ReproduceError, match="directory name"):
+    R.Reproduction(id="a/b", thesis="kreis", items=(), run=good)
+
+
+def test_discover_finds_sensli_tables():
+  registry = R.discover()
+  assert "sensli_tables" in registry.reproductions
+  rep = registry.get("sensli_tables")
+  assert rep.thesis == "kreis" and "Table 4.3" in rep.items
+  with pytest.raises(R.ReproduceError, match="did you mean sensli_tables"):
+    registry.get("sensli_table")
+
+
+def test_plot_curves(tmp_path):
+  runs = {
+      "sgd": [{"step": s, "train_loss": 1.0 / s, "test_accuracy": 0.5}
+              for s in range(1, 20)],
+      "adam": [{"step": s, "train_loss": 0.5 / s} for s in range(1, 20)]
+      + [{"step": 20, "train_loss": 0.01, "test_accuracy": 0.9,
+          "test_loss": 0.1}],
+  }
+  path = report.plot_curves(runs, tmp_path / "c" / "curves.png", title="t")
+  assert path.read_bytes().startswith(b"\x89PNG")
+  metrics = tmp_path / "metrics.jsonl"
+  metrics.write_text("\n".join(json.dumps(r) for r in runs["sgd"]) + "\n")
+  assert report.read_metrics(metrics) == runs["sgd"]
+  assert report.read_metrics(tmp_path / "missing.jsonl") == []
+  # Regression runs (no accuracy) plot the test loss instead.
+  report.plot_curves({"r": [{"step": 1, "train_loss": 2.0,
+                             "test_loss": 1.0}]}, tmp_path / "reg.png")
