@@ -150,3 +150,21 @@ def test_hook_replaces_optimizer():
   run = trainer.fit()
   assert isinstance(run.state.opt_state[0], optax.ScaleByAdamState)
   assert int(run.state.opt_state[0].count) == 3
+
+
+@pytest.mark.parametrize("variant", ["sgd", "adam", "rmsprop"])
+def test_quickstart_config_same_on_one_and_eight_devices(variant):
+  from nnopt.config import build, load_config_file
+  _, config = load_config_file(os.path.join(os.path.dirname(__file__), os.pardir,
+                                         "configs", "quickstart.py"))
+  experiment = build(config, variant=variant)
+  runs = []
+  for mesh in (parallel.data_mesh(jax.devices()[:1]), parallel.data_mesh()):
+    trainer = experiment.trainer(progress=False, mesh=mesh, num_steps=30,
+                                 num_epochs=None, eval_every=30)
+    runs.append((trainer.fit(), trainer.history))
+  (run1, hist1), (run8, hist8) = runs
+  np.testing.assert_allclose([r["train_loss"] for r in hist8],
+                             [r["train_loss"] for r in hist1], rtol=1e-5)
+  assert hist8[-1]["test_accuracy"] == pytest.approx(hist1[-1]["test_accuracy"])
+  _assert_close_trees(run8.params, run1.params, 1e-5)
