@@ -1,0 +1,45 @@
+"""Multilevel training: transfer operators, MG/Opt and MLSGD.
+
+* transfers (pytree maps): :class:`Transfer`, :func:`compose`,
+  :func:`matrix_transfer`, :func:`eigen_transfer`, :func:`pinv_restriction`,
+  :func:`identity_transfer`, :func:`depth_transfer`,
+  :func:`resolution_transfer`; checks :func:`adjoint_constant`,
+  :func:`check_transfer`, :func:`operator_norm`.
+* MG/Opt (Kreis ch. 2.4/3): :func:`cgc_objective`, :func:`cgc_gradient`,
+  :func:`gate`, :func:`coarse_grid_correction` (pure) and
+  :func:`coarse_grid_correction_transform` (optax), :func:`galerkin_quadratic`,
+  :func:`algorithm4`, :func:`algorithm5`, :func:`two_level`, :func:`vcycle`.
+* MLSGD (MLSGD thesis): :func:`mlsgd`, :class:`MLSGDConfig`,
+  :class:`LevelProblem`, :class:`MLSGDHook` for the engine.
+"""
+
+from nnopt.multilevel.cgc import (CGCInfo, apply_correction, cgc_gradient,
+                                  cgc_objective, cgc_shift, coarse_grid_correction,
+                                  coarse_solve, gate)
+from nnopt.multilevel.hook import MLSGDHook, mlsgd_direction
+from nnopt.multilevel.mgopt import (History, Quadratic, algorithm4, algorithm5,
+                                    exact_quadratic_cgc, galerkin_quadratic,
+                                    two_level, vcycle)
+from nnopt.multilevel.mlsgd import (LevelProblem, MLSGDConfig, MLSGDResult,
+                                    angle_ok, full_gradient, gates_ok, mlsgd,
+                                    sgd_baseline)
+from nnopt.multilevel.network_transfers import (avg_pool2, basis_kernel,
+                                                depth_prolongation_matrix,
+                                                depth_restriction_matrix,
+                                                depth_transfer, kernel_to_basis,
+                                                replicate2, resolution_transfer)
+from nnopt.multilevel.transfer import (Transfer, TransferError, adjoint_constant,
+                                       check_transfer, compose,
+                                       eigen_restriction, eigen_transfer,
+                                       identity_transfer, matrix_transfer,
+                                       operator_norm, pinv_restriction,
+                                       prolong_transpose)
+from nnopt.multilevel.transform import (CoarseCorrectionState,
+                                        coarse_grid_correction as
+                                        coarse_grid_correction_transform)
+
+__all__ = [n for n in dir() if not n.startswith("_")]
+
+from nnopt.multilevel import registry as _registry  # noqa: E402
+
+_registry.register()
