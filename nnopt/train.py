@@ -187,6 +187,7 @@ class Trainer:
     local = [d for d in self.mesh.devices.flat
              if d.process_index == jax.process_index()]
     self._serialize_steps = len(local) > 1 and local[0].platform == "cpu"
+    self._single_process = jax.process_count() == 1
     self._eval_fns: dict[Any, Callable] = {}
 
   # -- compiled functions -------------------------------------------------
@@ -238,7 +239,10 @@ class Trainer:
     xb = x[indices]
     if self.augment is not None:
       xb = self.augment(xb, np.random.default_rng([self.seed, run.step]))
-    batch = {"x": xb, "y": y[indices], "weights": mask.astype(np.float32)}
+    batch = {"x": xb, "y": y[indices],
+             "weights": mask.astype(np.float32, copy=False)}
+    if self._single_process:
+      return parallel.pad_batch(batch, parallel.padded_size(len(mask), self.mesh))
     return parallel.shard_batch(batch, self.mesh)
 
   def evaluate(self, run: Run, split: str = "test") -> dict[str, float]:

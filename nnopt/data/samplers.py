@@ -175,6 +175,7 @@ class EpochSampler:
     self._epoch_done = False
     self._perm_epoch = -1
     self._perm = np.empty((0,), np.int32)
+    self._ones_cache = np.empty((0,), np.float32)
 
   # --- configuration -------------------------------------------------------
 
@@ -283,11 +284,20 @@ class EpochSampler:
     if self._epoch_done:
       self._start_next_epoch()
     length = bucket_for(size, self._buckets)
+    if take == length:  # No padding: a view of the permutation (hot path).
+      return Batch(valid, self._ones(length))
     indices = np.full((length,), valid[0], dtype=np.int32)
     indices[:take] = valid
     mask = np.zeros((length,), dtype=np.float32)
     mask[:take] = 1.0
     return Batch(indices, mask)
+
+  def _ones(self, length: int) -> np.ndarray:
+    """A read-only all-ones mask, cached per length."""
+    if self._ones_cache.shape != (length,):
+      self._ones_cache = np.ones((length,), np.float32)
+      self._ones_cache.flags.writeable = False
+    return self._ones_cache
 
   def epoch_batches(self) -> Iterator[Batch]:
     """Yields batches until the current epoch ends (the rest of it, if started)."""
