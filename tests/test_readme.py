@@ -1,4 +1,5 @@
-"""Runs the README's Python blocks in order, in one namespace, as a user would."""
+"""Runs the README's ```python blocks in order, in one namespace, as a user would
+(```py blocks are fragments, e.g. of a config file, and are not run)."""
 
 import contextlib
 import io
@@ -27,6 +28,10 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
   assert accuracy > 0.9, printed
   assert namespace["trainer"].history[-1]["test_accuracy"] > 0.9
   assert namespace["norms"].shape == (45,)
+  assert "(5, 5, 2)" in printed                      # the grown network
+  fine_loss = float(re.search(r"fine loss after 100 steps ([0-9.e+-]+)",
+                              printed).group(1))
+  assert fine_loss < 1e-2
 
 
 def test_readme_per_example_norms_match_vmap_grad(tmp_path, monkeypatch):
