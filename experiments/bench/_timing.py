@@ -1,0 +1,39 @@
+"""Shared timing helper of the noise-aware benchmarks."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import jax
+
+
+def time_call(fn, *args, repeats: int = 5, number: int = 20) -> float:
+  """Median seconds per call of a (jitted) ``fn(*args)`` after one warm-up."""
+  jax.block_until_ready(fn(*args))
+  samples = []
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    for _ in range(number):
+      out = fn(*args)
+    jax.block_until_ready(out)
+    samples.append((time.perf_counter() - t0) / number)
+  return statistics.median(samples)
+
+
+def peak_bytes(jitted, *args) -> int | None:
+  """Temporary + output bytes of a compiled function (XLA memory analysis)."""
+  try:
+    stats = jitted.lower(*args).compile().memory_analysis()
+  except Exception:  # pylint: disable=broad-except
+    return None
+  if stats is None:
+    return None
+  return int(stats.temp_size_in_bytes + stats.output_size_in_bytes)
+
+
+def table(rows, header) -> str:
+  widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+  line = lambda r: "  ".join(str(v).ljust(w) for v, w in zip(r, widths))
+  return "\n".join([line(header), line(["-" * w for w in widths])]
+                   + [line(r) for r in rows])

@@ -1,0 +1,226 @@
+"""Coupled adaptive batch size (CABS, Balles ch. 4) and the competitor rule,
+as hooks on the engine loop.
+
+CABS (Algorithm 1, (4.20)) picks the NEXT batch size from the current step:
+
+.. math::
+
+   \\bar\\sigma^2 \\leftarrow \\mu \\bar\\sigma^2 + (1-\\mu)\\,\\operatorname{tr}\\hat\\Sigma,
+   \\qquad
+   \\bar f \\leftarrow \\mu \\bar f + (1-\\mu) f,
+   \\qquad
+   m \\leftarrow \\operatorname{clip}\\Big(\\operatorname{round}\\Big(
+       c\\,\\alpha \\frac{\\bar\\sigma^2}{\\bar f + \\epsilon}\\Big),
+       m_{\\min}, m_{\\max}\\Big)
+
+with ``tr Σ̂ = Σ_j s_j`` the trace of the per-EXAMPLE gradient covariance
+(3.30) and f the batch loss. The competitor (Byrd et al.; De et al., §3.7)
+uses ``m = σ̄² / (θ_c² N̄)`` with N̄ an EMA of ``‖g‖²`` (4.18).
+
+Usage with the engine (the optimizer must record the variance, see
+:func:`nnopt.transforms.batch_variance.track_batch_variance`):
+
+.. code-block:: python
+
+    hook = CABS(learning_rate=0.1)
+    trainer = Trainer(model, loss, cabs_sgd(0.1), data, batch_size=16,
+                      num_steps=1000, capture=CaptureSpec(stats=True),
+                      buckets=hook.buckets(num_devices=8), hooks=[hook])
+
+Each step costs one device→host transfer (f and tr Σ̂) for the host-side
+decision; the step compiles once per bucket. With data parallelism the
+statistics are those of the global batch.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+from nnopt.data import default_buckets
+from nnopt.train import Hook
+from nnopt.transforms.batch_variance import find_batch_variance
+from nnopt.variance import check_beta
+
+
+class CABSError(ValueError):
+  """CABS cannot run with the given settings."""
+
+
+class BatchRuleState(NamedTuple):
+  """Host-side state of a batch-size rule (Python floats).
+
+  Attributes:
+    var_avg: EMA of ``tr Σ̂`` (σ̄²).
+    denom_avg: EMA of f (CABS) or of ``‖g‖²`` (competitor).
+    batch_size: the batch size chosen for the next step.
+  """
+
+  var_avg: float = 0.0
+  denom_avg: float = 0.0
+  batch_size: int = 16
+
+
+def round_clip(value: float, m_min: int, m_max: int) -> int:
+  """``clip(round(value), m_min, m_max)``; non-finite or ≤ 0 → ``m_max``
+  if the numerator dominates, else ``m_min`` (Alg. 1 line 8)."""
+  if math.isnan(value):
+    return m_min
+  if math.isinf(value):
+    return m_max if value > 0 else m_min
+  return int(min(max(round(value), m_min), m_max))
+
+
+def cabs_next(state: BatchRuleState, loss: float, trace: float,
+              learning_rate: float, *, mu: float = 0.95, m_min: int = 16,
+              m_max: int = 2048, eps: float = 0.0, c: float = 1.0
+              ) -> BatchRuleState:
+  """One CABS update, Algorithm 1 lines 6–8 (both EMAs start at 0).
+
+  A non-positive f̄ (possible when f* < 0, spec A3) gives ``m_max``.
+  """
+  var_avg = mu * state.var_avg + (1 - mu) * trace
+  f_avg = mu * state.denom_avg + (1 - mu) * loss
+  denom = f_avg + eps
+  value = c * learning_rate * var_avg / denom if denom > 0 else math.inf
+  return BatchRuleState(var_avg, f_avg, round_clip(value, m_min, m_max))
+
+
+def competitor_next(state: BatchRuleState, trace: float, grad_sq_norm: float,
+                    theta: float, *, mu: float = 0.95, m_min: int = 16,
+                    m_max: int = 2048) -> BatchRuleState:
+  """One competitor update: ``m = σ̄² / (θ_c² N̄)`` with EMAs (§3.7, (4.18))."""
+  var_avg = mu * state.var_avg + (1 - mu) * trace
+  norm_avg = mu * state.denom_avg + (1 - mu) * grad_sq_norm
+  denom = theta * theta * norm_avg
+  value = var_avg / denom if denom > 0 else math.inf
+  return BatchRuleState(var_avg, norm_avg, round_clip(value, m_min, m_max))
+
+
+class _BatchRuleHook(Hook):
+  """Shared machinery: read the recorded statistics, set the next size, log."""
+
+  prefix = "cabs"
+
+  def __init__(self, *, mu: float, m_min: int, m_max: int):
+    check_beta(mu, "mu")
+    if not 2 <= int(m_min) <= int(m_max):
+      raise CABSError(f"need 2 <= m_min <= m_max (a variance needs 2 "
+                      f"examples), got m_min={m_min}, m_max={m_max}")
+    self.mu, self.m_min, self.m_max = float(mu), int(m_min), int(m_max)
+    self.state = BatchRuleState(batch_size=self.m_min)
+
+  def buckets(self, num_devices: int | None = None, max_sizes: int = 8):
+    """Batch-size buckets from ``m_min`` to ``m_max`` (one compile each)."""
+    n = jax.device_count() if num_devices is None else num_devices
+    return default_buckets(self.m_max, min_batch=self.m_min,
+                           max_sizes=max_sizes, multiple_of=n)
+
+  def _limit(self, run) -> int:
+    limit = min(self.m_max, run.sampler.num_examples)
+    if run.sampler.buckets:
+      limit = min(limit, run.sampler.buckets[-1])
+    return limit
+
+  def on_start(self, run) -> None:
+    run.sampler.set_batch_size(min(self.state.batch_size, self._limit(run)))
+
+  def _update(self, stats, loss: float) -> BatchRuleState:
+    raise NotImplementedError
+
+  def on_step(self, run, metrics) -> None:
+    recorded = find_batch_variance(run.state.opt_state)
+    if recorded is None:
+      raise CABSError(
+          f"{type(self).__name__} needs the batch variance in the optimizer "
+          "state: use nnopt.transforms.batch_variance.cabs_sgd(lr) or chain "
+          "track_batch_variance() in front of the optimizer, with "
+          "capture=CaptureSpec(stats=True)")
+    stats = jax.device_get(recorded)
+    used = run.sampler.batch_size
+    loss = float(jax.device_get(metrics["loss"]))
+    self.state = self._update(stats, loss)
+    size = min(self.state.batch_size, self._limit(run))
+    run.sampler.set_batch_size(size)
+    run.log.update({
+        f"{self.prefix}_batch_size": used,
+        f"{self.prefix}_next_batch_size": size,
+        f"{self.prefix}_trace": float(stats.trace),
+        f"{self.prefix}_var_avg": self.state.var_avg,
+        f"{self.prefix}_denom_avg": self.state.denom_avg,
+        "examples_seen": int(run.sampler.examples_seen),
+    })
+
+  def state_dict(self) -> dict[str, Any]:
+    return dict(self.state._asdict())
+
+  def load_state_dict(self, state, run) -> None:
+    self.state = BatchRuleState(float(state["var_avg"]),
+                                float(state["denom_avg"]),
+                                int(state["batch_size"]))
+    run.sampler.set_batch_size(min(self.state.batch_size, self._limit(run)))
+
+
+class CABS(_BatchRuleHook):
+  """The CABS rule (Alg. 1) as an engine hook.
+
+  Args:
+    learning_rate: the constant SGD step α of the optimizer (the rule couples
+      the batch size to it).
+    mu: EMA constant of σ̄² and f̄ (ref-code default 0.95).
+    m_min, m_max: batch-size bounds (ref-code defaults 16, 2048).
+    eps: added to f̄ in the denominator.
+    c: multiplier of the rule.
+
+  References:
+    Balles (2021), (4.20), Algorithm 1.
+  """
+
+  prefix = "cabs"
+
+  def __init__(self, learning_rate: float, *, mu: float = 0.95,
+               m_min: int = 16, m_max: int = 2048, eps: float = 0.0,
+               c: float = 1.0):
+    super().__init__(mu=mu, m_min=m_min, m_max=m_max)
+    if not float(learning_rate) > 0:
+      raise CABSError(f"learning_rate must be > 0, got {learning_rate!r}")
+    self.learning_rate, self.eps, self.c = float(learning_rate), eps, c
+
+  def _update(self, stats, loss):
+    return cabs_next(self.state, loss, float(stats.trace), self.learning_rate,
+                     mu=self.mu, m_min=self.m_min, m_max=self.m_max,
+                     eps=self.eps, c=self.c)
+
+
+class Competitor(_BatchRuleHook):
+  """The competitor rule ``m = σ̄²/(θ_c² N̄)`` (§3.7) as an engine hook.
+
+  Args:
+    theta: the tolerance θ_c (thesis grid {0.6, 0.8, 1.0}).
+    mu, m_min, m_max: as for :class:`CABS`.
+
+  References:
+    Balles (2021), (4.17)–(4.18), §4.4.4.
+  """
+
+  prefix = "competitor"
+
+  def __init__(self, theta: float = 1.0, *, mu: float = 0.95, m_min: int = 16,
+               m_max: int = 2048):
+    super().__init__(mu=mu, m_min=m_min, m_max=m_max)
+    if not float(theta) > 0:
+      raise CABSError(f"theta must be > 0, got {theta!r}")
+    self.theta = float(theta)
+
+  def _update(self, stats, loss):
+    del loss
+    return competitor_next(self.state, float(stats.trace),
+                           float(stats.grad_sq_norm), self.theta, mu=self.mu,
+                           m_min=self.m_min, m_max=self.m_max)
+
+
+__all__ = ["BatchRuleState", "CABS", "CABSError", "Competitor", "cabs_next",
+           "competitor_next", "round_clip"]

@@ -1,0 +1,465 @@
+"""Per-example gradient moments of a mini-batch and EMA variance estimators.
+
+For per-example gradients :math:`G_1, …, G_m` at the same parameters (Balles
+§3.4, spec-noise-aware §1.1), with frequency weights :math:`w_n` (0 marks a
+padded row) and :math:`m = \\sum_n w_n`:
+
+.. math::
+
+   g = \\frac{1}{m}\\sum_n w_n G_n, \\qquad
+   Q = \\sum_n w_n G_n^2, \\qquad
+   s = \\frac{Q - m g^2}{m - \\mathrm{ddof}}, \\qquad
+   \\widehat{\\mathrm{Var}}[g] = s / m ,
+
+``s`` is the per-EXAMPLE variance estimate (3.30) (ddof 1: unbiased; ddof 0:
+the CABS reference code's ξ) and ``s / m = (Q/m − g²)/(m − 1)`` estimates the
+variance of the mini-batch MEAN gradient (corrected (B.31)). CABS uses
+``trace = Σ_j s_j``, M-SVAG-mb uses ``s / m``.
+
+Two paths give the same :class:`BatchMoments`:
+
+* :func:`batch_moments` — the reference: ``vmap(grad)`` of a one-example loss,
+  any model, optionally in chunks (``lax.scan``) to bound memory.
+* :func:`moments_from_stats` — from :func:`nnopt.capture.capture`'s layer
+  inputs ``a`` and output cotangents ``c`` of the mean loss. For a Dense layer
+  example n's gradient is ``(m / w_n) a_n ⊗ c_n``, hence (Balles' TF trick)
+
+  .. math::  Q_W = \\sum_n \\frac{m^2}{w_n} (a_n^2)^T (c_n^2)
+
+  — one extra matmul, no per-example gradient is materialized. Convolutions
+  (and Dense layers applied to sequences) share weights across positions, so
+  the square does not factor: there the exact path forms each example's
+  gradient ``P_nᵀ C_n`` from the patches ``P_n`` (``kh·kw·C_in`` × positions),
+  ``chunk_size`` examples at a time. Its memory is
+  ``chunk_size × |kernel|`` floats for the per-example gradients plus
+  ``kh·kw`` times the layer input for the patches.
+
+EMA estimators (§1.3–1.4, (5.14)–(5.16), (B.33)–(B.34)) are in-graph functions
+of the step count: :func:`ema_rho`, :func:`ema_variance`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Mapping, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from nnopt.capture import LayerStats, capture, conv_patches
+from nnopt.losses import Loss
+from nnopt.models.layers import LayerInfo
+
+Array = jax.Array
+
+
+class VarianceError(ValueError):
+  """A variance cannot be estimated from the given input."""
+
+
+class BatchMoments(NamedTuple):
+  """First and second moments of the per-example gradients of a batch.
+
+  Attributes:
+    count: number of examples m (sum of the weights).
+    mean: mean gradient g (pytree like the parameters).
+    sq_sum: ``Σ_n w_n G_n²``, the sum of squared per-example gradients.
+    variance: per-example variance estimate s (3.30), clamped at 0; zero
+      when ``count < 2`` (no estimate exists, Balles §4.3).
+    mean_variance: ``s / m``, the variance of the mean gradient (B.30).
+    trace: ``Σ_j s_j`` over all parameters (tr Σ of CABS (4.20)).
+  """
+
+  count: Array
+  mean: Any
+  sq_sum: Any
+  variance: Any
+  mean_variance: Any
+  trace: Array
+
+  @property
+  def sq_mean(self):
+    """``q = Σ_n w_n G_n² / m``, the second gradient moment."""
+    return jax.tree.map(lambda q: q / jnp.maximum(self.count, 1.0),
+                        self.sq_sum)
+
+  @property
+  def mean_trace(self) -> Array:
+    """Trace of the variance of the mean gradient, ``trace / m``."""
+    return self.trace / jnp.maximum(self.count, 1.0)
+
+
+def _check_ddof(ddof: int) -> None:
+  if ddof not in (0, 1):
+    raise VarianceError(f"ddof must be 0 or 1, got {ddof!r}")
+
+
+def _check_static_batch(batch_size: int) -> None:
+  if batch_size < 2:
+    raise VarianceError(
+        f"a gradient variance needs at least 2 examples per batch, got a "
+        f"batch of {batch_size} (Balles §4.3: m = 1 gives no estimate)")
+
+
+def finalize_moments(count: Array, mean, sq_sum, ddof: int = 1) -> BatchMoments:
+  """Builds :class:`BatchMoments` from ``m``, ``g`` and ``Σ w G²``.
+
+  ``s = max(Q − m g², 0) / (m − ddof)``; for ``m < 2`` the variance is 0
+  (documented, never NaN).
+  """
+  _check_ddof(ddof)
+  count = jnp.asarray(count, jnp.float32)
+  valid = count >= 2.0
+  denom = jnp.where(valid, count - ddof, 1.0)
+
+  def var(g, q):
+    s = jnp.maximum(q - count * g * g, 0.0) / denom
+    return jnp.where(valid, s, 0.0)
+
+  variance = jax.tree.map(var, mean, sq_sum)
+  mean_variance = jax.tree.map(lambda s: s / jnp.maximum(count, 1.0), variance)
+  trace = sum(jnp.sum(s) for s in jax.tree.leaves(variance))
+  return BatchMoments(count, mean, sq_sum, variance, mean_variance,
+                      jnp.asarray(trace, jnp.float32))
+
+
+def moments_from_per_example(per_example_grads, weights: Array | None = None,
+                             ddof: int = 1) -> BatchMoments:
+  """Moments of explicit per-example gradients (leading batch axis)."""
+  leaves = jax.tree.leaves(per_example_grads)
+  batch = leaves[0].shape[0]
+  _check_static_batch(batch)
+  w = jnp.ones((batch,), jnp.float32) if weights is None else weights.astype(
+      jnp.float32)
+  count = jnp.sum(w)
+  bw = lambda x: w.reshape((-1,) + (1,) * (x.ndim - 1))
+  mean = jax.tree.map(
+      lambda x: jnp.sum(bw(x) * x, 0) / jnp.maximum(count, 1.0),
+      per_example_grads)
+  sq_sum = jax.tree.map(lambda x: jnp.sum(bw(x) * x * x, 0), per_example_grads)
+  return finalize_moments(count, mean, sq_sum, ddof)
+
+
+def per_example_grads(example_loss: Callable[..., Array], params, *batch):
+  """``vmap(grad(example_loss))``: one gradient per example (leading axis).
+
+  Args:
+    example_loss: ``(params, *example) -> scalar`` for ONE unbatched example.
+    params: parameters (shared by all examples).
+    *batch: arrays with a leading batch axis, one per argument.
+  """
+  return jax.vmap(jax.grad(example_loss), in_axes=(None,) + (0,) * len(batch))(
+      params, *batch)
+
+
+def model_example_loss(model: nn.Module, loss: Loss) -> Callable[..., Array]:
+  """``(params, x, y) -> ℓ`` of one example for a batched flax model."""
+
+  def example_loss(params, x, y):
+    outputs = model.apply({"params": params}, x[None])
+    return loss.per_example(outputs, y[None])[0]
+
+  return example_loss
+
+
+def batch_moments(example_loss: Callable[..., Array], params, inputs: Array,
+                  targets: Array, *, weights: Array | None = None,
+                  ddof: int = 1, chunk_size: int | None = None) -> BatchMoments:
+  """Reference moments via ``vmap(grad)`` (any differentiable model).
+
+  Args:
+    example_loss: ``(params, x, y) -> scalar`` for one example, e.g.
+      :func:`model_example_loss`. Use the DATA loss only: a regularizer has
+      the same gradient for every example and no variance (spec §1.1).
+    params: parameters.
+    inputs, targets: the batch (leading axis m).
+    weights: 0/1 mask of a padded batch (or frequency weights).
+    ddof: 1 (unbiased, default) or 0.
+    chunk_size: accumulate over chunks of this many examples with
+      ``lax.scan`` (memory ``chunk_size × |params|`` instead of ``m × …``).
+
+  Raises:
+    VarianceError: the batch has fewer than 2 rows, or a bad ``ddof``.
+  """
+  _check_ddof(ddof)
+  batch = inputs.shape[0]
+  _check_static_batch(batch)
+  w = jnp.ones((batch,), jnp.float32) if weights is None else weights.astype(
+      jnp.float32)
+  if chunk_size is None or chunk_size >= batch:
+    grads = per_example_grads(example_loss, params, inputs, targets)
+    return moments_from_per_example(grads, w, ddof)
+  chunks = -(-batch // chunk_size)
+  pad = chunks * chunk_size - batch
+  pad_rows = lambda a: jnp.concatenate([a, jnp.repeat(a[:1], pad, 0)], 0)
+  xs = jax.tree.map(
+      lambda a: pad_rows(a).reshape((chunks, chunk_size) + a.shape[1:]),
+      (inputs, targets))
+  xs = (*xs, jnp.concatenate([w, jnp.zeros((pad,), w.dtype)]).reshape(
+      chunks, chunk_size))
+
+  def body(carry, chunk):
+    s1, s2 = carry
+    x, y, cw = chunk
+    g = per_example_grads(example_loss, params, x, y)
+    bw = lambda a: cw.reshape((-1,) + (1,) * (a.ndim - 1))
+    s1 = jax.tree.map(lambda acc, a: acc + jnp.sum(bw(a) * a, 0), s1, g)
+    s2 = jax.tree.map(lambda acc, a: acc + jnp.sum(bw(a) * a * a, 0), s2, g)
+    return (s1, s2), None
+
+  zeros = jax.tree.map(jnp.zeros_like, params)
+  (sum_g, sq_sum), _ = jax.lax.scan(body, (zeros, zeros), xs)
+  count = jnp.sum(w)
+  mean = jax.tree.map(lambda a: a / jnp.maximum(count, 1.0), sum_g)
+  return finalize_moments(count, mean, sq_sum, ddof)
+
+
+# -- fast path from capture statistics -------------------------------------
+
+
+def _subtree(tree, path: str):
+  node = tree
+  for key in path.split("/"):
+    node = node[key]
+  return node
+
+
+def _set_subtree(tree: dict, path: str, value) -> None:
+  keys = path.split("/")
+  node = tree
+  for key in keys[:-1]:
+    node = node.setdefault(key, {})
+  node[keys[-1]] = value
+
+
+def infer_conv_info(stats: LayerStats, kernel_shape: tuple[int, ...],
+                    use_bias: bool) -> LayerInfo:
+  """Guesses strides and padding of a convolution from its in/out shapes.
+
+  Raises:
+    VarianceError: when no, or more than one, (stride, SAME|VALID) pair fits;
+      then pass the layer infos (:func:`nnopt.capture.layer_info`).
+  """
+  kh, kw = kernel_shape[:2]
+  h, w = stats.inputs.shape[1:3]
+  ho, wo = stats.cotangents.shape[1:3]
+  fits = []
+  for padding in ("SAME", "VALID"):
+    for sh in range(1, max(kh, h) + 1):
+      for sw in range(1, max(kw, w) + 1):
+        size = ((lambda n, k, s: -(-n // s)) if padding == "SAME" else
+                (lambda n, k, s: -(-(n - k + 1) // s)))
+        if size(h, kh, sh) == ho and size(w, kw, sw) == wo:
+          fits.append(LayerInfo("conv", use_bias, tuple(kernel_shape),
+                                (sh, sw), padding))
+  if len(fits) != 1:
+    raise VarianceError(
+        f"cannot infer the strides/padding of a conv layer (input {h}x{w}, "
+        f"output {ho}x{wo}, kernel {kh}x{kw}); pass "
+        "layers=nnopt.capture.layer_info(model, params, x)")
+  return fits[0]
+
+
+def _row_scale(weights: Array | None, batch: int) -> tuple[Array, Array]:
+  """``(m, r)`` with ``r_n = m / w_n`` (0 on padding): ``G_n = r_n a_n ⊗ c_n``."""
+  if weights is None:
+    w = jnp.ones((batch,), jnp.float32)
+  else:
+    w = weights.astype(jnp.float32)
+  count = jnp.sum(w)
+  # The mean loss divides by max(Σw, 1) (nnopt.losses.weighted_mean).
+  norm = jnp.maximum(count, 1.0)
+  return count, jnp.where(w > 0, norm / jnp.where(w > 0, w, 1.0), 0.0), w
+
+
+def _shared_weight_sq_sum(patches: Array, cots: Array, r: Array, w: Array,
+                          chunk_size: int | None, use_bias: bool):
+  """Exact ``Σ_n w_n G_n²`` for weights shared over positions (conv, seq)."""
+  batch = patches.shape[0]
+  chunk = batch if chunk_size is None else min(chunk_size, batch)
+  chunks = -(-batch // chunk)
+  pad = chunks * chunk - batch
+  scale = w * r * r  # w_n (m / w_n)^2
+  padz = lambda a: jnp.concatenate(
+      [a, jnp.zeros((pad,) + a.shape[1:], a.dtype)], 0).reshape(
+          (chunks, chunk) + a.shape[1:])
+  xs = (padz(patches), padz(cots), padz(scale))
+
+  def body(carry, chunk_xs):
+    kq, bq = carry
+    p, c, sc = chunk_xs
+    g = jnp.einsum("npk,npc->nkc", p, c)
+    kq = kq + jnp.einsum("n,nkc->kc", sc, g * g)
+    if use_bias:
+      gb = jnp.sum(c, axis=1)
+      bq = bq + jnp.einsum("n,nc->c", sc, gb * gb)
+    return (kq, bq), None
+
+  init = (jnp.zeros((patches.shape[-1], cots.shape[-1]), jnp.float32),
+          jnp.zeros((cots.shape[-1],), jnp.float32))
+  (kq, bq), _ = jax.lax.scan(body, init, xs)
+  return kq, bq
+
+
+def layer_sq_sum(stats: LayerStats, info: LayerInfo, weights: Array | None,
+                 chunk_size: int | None = None) -> dict[str, Array]:
+  """``Σ_n w_n G_n²`` of one layer's kernel (and bias) from its statistics."""
+  a, c = stats.inputs, stats.cotangents
+  batch = a.shape[0]
+  count, r, w = _row_scale(weights, batch)
+  if info.kind == "dense" and a.ndim == 2:
+    # Σ_n w_n r_n² a_n² c_n² = (a²)ᵀ diag(w r²) c²: one matmul, nothing per example.
+    scale = (w * r * r)[:, None]
+    out = {"kernel": (a * a).T @ (scale * c * c)}
+    if info.use_bias:
+      out["bias"] = jnp.sum(scale * c * c, axis=0)
+    return out
+  if info.kind == "conv":
+    patches = conv_patches(a, info)
+  else:
+    patches = a
+  patches = patches.reshape(batch, -1, patches.shape[-1])
+  cots = c.reshape(batch, -1, c.shape[-1])
+  kq, bq = _shared_weight_sq_sum(patches, cots, r, w, chunk_size, info.use_bias)
+  out = {"kernel": kq.reshape(info.kernel_shape)}
+  if info.use_bias:
+    out["bias"] = bq
+  return out
+
+
+def moments_from_stats(stats: Mapping[str, LayerStats], grads, *,
+                       weights: Array | None = None,
+                       layers: Mapping[str, LayerInfo] | None = None,
+                       ddof: int = 1,
+                       chunk_size: int | None = None) -> BatchMoments:
+  """Fast moments from :func:`nnopt.capture.capture` statistics.
+
+  Args:
+    stats: ``Captured.stats`` (cotangents of the weighted MEAN loss).
+    grads: ``Captured.grads``, the mean gradient (its structure names the
+      parameters; every parameter must belong to a tagged layer).
+    weights: the mask passed to ``capture`` (0 on padded rows).
+    layers: ``layer_info(model, params, x)``; optional: Dense layers need
+      nothing, conv strides/padding are inferred when unambiguous.
+    ddof: 1 (unbiased) or 0.
+    chunk_size: examples per chunk in the exact conv path (memory bound).
+
+  Raises:
+    VarianceError: fewer than 2 rows, parameters outside tagged layers, or a
+      conv layer whose geometry cannot be inferred.
+  """
+  if not stats:
+    raise VarianceError("moments_from_stats needs capture statistics; run "
+                        "capture(..., with_stats=True) / "
+                        "CaptureSpec(stats=True)")
+  first = next(iter(stats.values()))
+  _check_static_batch(first.inputs.shape[0])
+  sq_sum: dict = {}
+  covered = 0
+  for name, st in stats.items():
+    layer_grads = _subtree(grads, name)
+    kernel = layer_grads["kernel"]
+    use_bias = "bias" in layer_grads
+    if layers is not None and name in layers:
+      info = layers[name]
+    elif kernel.ndim == 2:
+      info = LayerInfo("dense", use_bias, tuple(kernel.shape))
+    else:
+      info = infer_conv_info(st, tuple(kernel.shape), use_bias)
+    layer_sq = layer_sq_sum(st, info, weights, chunk_size)
+    covered += len(layer_sq)
+    _set_subtree(sq_sum, name, layer_sq)
+  n_leaves = len(jax.tree.leaves(grads))
+  if covered != n_leaves:
+    raise VarianceError(
+        f"{n_leaves - covered} parameter array(s) are not in a tagged "
+        "Dense/Conv layer; use batch_moments (vmap) for this model")
+  sq_sum = jax.tree.map(lambda g, q: q.astype(g.dtype), grads,
+                        jax.tree.unflatten(jax.tree.structure(grads),
+                                           _leaves_like(grads, sq_sum)))
+  count = (jnp.asarray(first.inputs.shape[0], jnp.float32) if weights is None
+           else jnp.sum(weights.astype(jnp.float32)))
+  return finalize_moments(count, grads, sq_sum, ddof)
+
+
+def _leaves_like(grads, nested: dict) -> list[Array]:
+  """Leaves of ``nested`` in the order of ``grads``' leaves."""
+  paths = jax.tree_util.tree_flatten_with_path(grads)[0]
+  out = []
+  for path, _ in paths:
+    node = nested
+    for key in path:
+      node = node[key.key]
+    out.append(node)
+  return out
+
+
+def capture_moments(model: nn.Module, params, inputs: Array, targets: Array,
+                    loss: Loss, *, weights: Array | None = None,
+                    ddof: int = 1, chunk_size: int | None = None):
+  """One forward/backward: ``(loss, BatchMoments)`` by the fast path."""
+  cap = capture(model, params, inputs, targets, loss, weights=weights)
+  from nnopt.capture import layer_info  # pylint: disable=import-outside-toplevel
+  layers = layer_info(model, params, inputs)
+  return cap.loss, moments_from_stats(cap.stats, cap.grads, weights=weights,
+                                      layers=layers, ddof=ddof,
+                                      chunk_size=chunk_size)
+
+
+# -- EMA estimators (§1.3, §1.4) ---------------------------------------------
+
+
+def check_beta(beta: Any, name: str = "beta") -> None:
+  """Raises :class:`VarianceError` for a concrete β outside [0, 1)."""
+  try:
+    value = float(beta)
+  except (TypeError, jax.errors.ConcretizationTypeError):
+    return  # traced (e.g. under inject_hyperparams): cannot check here
+  if not (0.0 <= value < 1.0) or math.isnan(value):
+    raise VarianceError(f"{name} must lie in [0, 1), got {beta!r}")
+
+
+def ema_rho(beta, t) -> Array:
+  """``ρ(β, t) = (1−β)(1+β^{t+1}) / ((1+β)(1−β^{t+1}))`` (5.15, B.26).
+
+  The variance of the bias-corrected EMA ``m_t`` in units of one step's
+  variance; ``ρ(β, 0) = 1`` and ``ρ ≡ 1`` for ``β = 0`` (then ``1 − ρ = 0``).
+  """
+  beta = jnp.asarray(beta, jnp.float32)
+  bt = beta ** (jnp.asarray(t, jnp.float32) + 1.0)
+  denom = (1.0 + beta) * (1.0 - bt)
+  rho = (1.0 - beta) * (1.0 + bt) / jnp.where(denom > 0, denom, 1.0)
+  return jnp.where(denom > 0, jnp.minimum(rho, 1.0), 1.0)
+
+
+def ema_variance(mean, second, beta, t):
+  """Bias-corrected EMA variance ``ŝ_t = (v_t − m_t²) / (1 − ρ(β,t))`` (5.16).
+
+  ``mean`` and ``second`` are the bias-corrected EMAs ``m_t`` and ``v_t``
+  (pytrees). Where ``1 − ρ = 0`` (t = 0, or β = 0 at every t) no estimate
+  exists and ŝ = 0; ŝ is clamped at 0 against float round-off.
+  """
+  rho = ema_rho(beta, t)
+  one_minus = 1.0 - rho
+  ok = one_minus > 0
+  safe = jnp.where(ok, one_minus, 1.0)
+  return jax.tree.map(
+      lambda m, v: jnp.where(ok, jnp.maximum(v - m * m, 0.0) / safe, 0.0),
+      mean, second)
+
+
+def debias(ema, decay, t):
+  """``x̃_t / (1 − decay^{t+1})`` for an EMA started at 0 (t from 0)."""
+  corr = 1.0 - jnp.asarray(decay, jnp.float32) ** (
+      jnp.asarray(t, jnp.float32) + 1.0)
+  corr = jnp.where(corr > 0, corr, 1.0)
+  return jax.tree.map(lambda x: x / corr.astype(x.dtype), ema)
+
+
+__all__ = [
+    "BatchMoments", "VarianceError", "batch_moments", "capture_moments",
+    "check_beta", "debias", "ema_rho", "ema_variance", "finalize_moments",
+    "infer_conv_info", "layer_sq_sum", "model_example_loss",
+    "moments_from_per_example", "moments_from_stats", "per_example_grads",
+]
