@@ -120,6 +120,27 @@ def make_train_step(model: nn.Module, loss: Loss,
   return step
 
 
+def metric_names(loss: Loss) -> tuple[str, ...]:
+  """The per-step metrics that :func:`make_train_step` returns."""
+  return ("loss", "accuracy") if loss.is_classification else ("loss",)
+
+
+def accumulating(step):
+  """``step(state, batch) -> (state, metrics)`` plus in-graph running sums.
+
+  The returned function takes and returns ``sums`` (each metric summed over
+  the steps since the last log, and ``'count'``), so the host fetches one
+  small dict per log instead of every step's metrics.
+  """
+
+  def step_and_sum(state, batch, sums):
+    state, metrics = step(state, batch)
+    sums = {k: sums[k] + (1.0 if k == "count" else metrics[k]) for k in sums}
+    return state, metrics, sums
+
+  return step_and_sum
+
+
 def make_eval_step(model: nn.Module, loss: Loss):
   """``eval(params, batch) -> sums``: weighted sums of loss and hits."""
 

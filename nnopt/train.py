@@ -33,8 +33,9 @@ from nnopt.checkpoint import Checkpointer
 from nnopt.data import EpochSampler
 from nnopt.losses import Loss
 from nnopt.models import init_params
-from nnopt.step import (CaptureSpec, TrainState, init_train_state,
-                        make_eval_step, make_train_step)
+from nnopt.step import (CaptureSpec, TrainState, accumulating,
+                        init_train_state, make_eval_step, make_train_step,
+                        metric_names)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -202,13 +203,12 @@ class Trainer:
       def count():
         self.compilations[key] = self.compilations.get(key, 0) + 1
 
-      step = make_train_step(run.model, self.loss, run.optimizer,
-                             self.capture, on_trace=count)
+      step = accumulating(make_train_step(run.model, self.loss, run.optimizer,
+                                          self.capture, on_trace=count))
+      replicated = parallel.replicated(self.mesh)
       self._step_fns[key] = jax.jit(
-          step, in_shardings=(parallel.replicated(self.mesh),
-                              self._batch_sharding()),
-          out_shardings=(parallel.replicated(self.mesh),
-                         parallel.replicated(self.mesh)))
+          step, in_shardings=(replicated, self._batch_sharding(), replicated),
+          out_shardings=(replicated, replicated, replicated))
     self._last_step = (run.model, run.optimizer, self._step_fns[key])
     return self._step_fns[key]
 
@@ -330,18 +330,20 @@ class Trainer:
     x, y = self.dataset.x_train, self.dataset.y_train
     bar = tqdm.tqdm(total=self._total_steps(run), initial=run.step,
                     disable=not self.progress, unit="step", leave=False)
-    since_log: list[dict[str, jax.Array]] = []
+    zero_sums = parallel.replicate(
+        {k: np.float32(0) for k in (*metric_names(self.loss), "count")},
+        self.mesh)
+    sums = zero_sums
     t0 = time.perf_counter()
     try:
       while not self._done(run):
         epoch_before = run.sampler.epoch
         indices, mask = run.sampler.next_batch()
         batch = self._batch(run, x, y, indices, mask)
-        run.state, metrics = self.step_fn(run)(run.state, batch)
+        run.state, metrics, sums = self.step_fn(run)(run.state, batch, sums)
         if self._serialize_steps:
           jax.block_until_ready(run.state)
         run.step += 1
-        since_log.append(metrics)
         for hook in self.hooks:
           hook.on_step(run, metrics)
         if run.sampler.epoch_done or run.sampler.epoch != epoch_before:
@@ -350,9 +352,9 @@ class Trainer:
         bar.update(1)
         last = self._done(run)
         if last or run.step % self.log_every == 0:
-          self._log(run, since_log, t0, bar, ckpt, evaluate=last or (
+          self._log(run, sums, t0, bar, ckpt, evaluate=last or (
               self.eval_every is not None and run.step % self.eval_every == 0))
-          since_log = []
+          sums = zero_sums
         if ckpt and run.step % self.checkpoint_every == 0:
           self._check_finite(run, ckpt)
           ckpt.save(run.step, run.state, self._meta(run))
@@ -367,16 +369,17 @@ class Trainer:
     if bad >= 0:
       raise NonFiniteLossError(bad, ckpt.latest_step() if ckpt else None)
 
-  def _log(self, run: Run, since_log, t0, bar, ckpt, evaluate: bool) -> None:
-    values = jax.device_get(since_log)
+  def _log(self, run: Run, sums, t0, bar, ckpt, evaluate: bool) -> None:
+    sums = jax.device_get(sums)
+    count = float(sums.pop("count"))
     record: dict[str, Any] = {
         "step": run.step, "epoch": run.sampler.epoch,
         "examples_seen": int(run.sampler.examples_seen),
         "wall_time": time.perf_counter() - t0,
         "batch_size": run.sampler.batch_size or self.dataset.num_train,
     }
-    for key in values[0] if values else ():
-      record[f"train_{key}"] = float(np.mean([v[key] for v in values]))
+    for key, total in sums.items() if count else ():
+      record[f"train_{key}"] = float(total) / count
     self._check_finite(run, ckpt)
     if evaluate:
       record.update(self.evaluate(run, "test"))
