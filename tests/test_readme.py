@@ -28,6 +28,8 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
   assert accuracy > 0.9, printed
   assert namespace["trainer"].history[-1]["test_accuracy"] > 0.9
   assert namespace["norms"].shape == (45,)
+  msvag_loss = float(re.search(r"M-SVAG loss ([0-9.]+)", printed).group(1))
+  assert msvag_loss < 0.6                            # from log 2 = 0.69
   assert "(5, 5, 2)" in printed                      # the grown network
   fine_loss = float(re.search(r"fine loss after 100 steps ([0-9.e+-]+)",
                               printed).group(1))

@@ -176,6 +176,8 @@ def resolve(config: Any, variant: str | None = None, *, quick: bool = False,
   Raises:
     ConfigError: unknown key, name or option, or a wrong type.
   """
+  from nnopt import plugins  # pylint: disable=g-import-not-at-top
+  plugins.register_all()
   overrides = [parse_override(o) if isinstance(o, str) else o
                for o in overrides]
   tree = apply_overrides(

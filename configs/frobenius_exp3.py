@@ -1,0 +1,47 @@
+"""Kreis §5.3.3 Experiment 3: MNIST shallow sigmoid classifier 784-100-10.
+
+Cross-entropy, batch 1000, 30 epochs (1 800 steps, P6), damping γ = 1e-3.
+Champions: SGD α = 1.0 (top of the grid, P8), preconditioned α = 0.0242.
+Grid ``np.logspace(-5, 0, 100)`` for both (``sgd_lrNN`` /
+``frobenius_lrNN``) and, beyond the thesis, SGD lrs up to 10
+(``sgd_up_lrNN``).
+
+    nnopt run configs/frobenius_exp3.py --set variant_order=[sgd,frobenius]
+"""
+
+from nnopt.config import base_config
+from nnopt.transforms import frobenius_setup
+
+frobenius_setup.register()
+EXPERIMENT = "exp3"
+
+
+def get_config():
+  config = base_config()
+  config.description = "Kreis Exp3: sigmoid FNN 784-100-10 on MNIST"
+  config.dataset.name = "mnist"
+  config.model.name = "fnn"
+  config.model.options = dict(widths=(100, 10), activation="sigmoid",
+                              init_scheme="pytorch")
+  config.loss = "softmax_cross_entropy"
+  config.train.batch_size = 1000
+  config.train.num_epochs = 30
+  config.capture = dict(stats=True, fisher_samples=1)
+  damping = frobenius_setup.DAMPING[EXPERIMENT]
+  sgd = lambda lr: dict(optimizer=dict(name="sgd", learning_rate=lr,
+                                       options={}))
+  pre = lambda lr: dict(optimizer=dict(
+      name="frobenius_sgd", learning_rate=lr,
+      options=dict(damping_x=damping, damping_y=damping)))
+  sgd_lr, pre_lr = frobenius_setup.CHAMPIONS[EXPERIMENT]
+  variants = {"sgd": sgd(sgd_lr), "frobenius": pre(pre_lr)}
+  for i, lr in enumerate(frobenius_setup.EXP3_GRID):
+    variants[f"sgd_lr{i:02d}"] = sgd(lr)
+    variants[f"frobenius_lr{i:02d}"] = pre(lr)
+  for i, lr in enumerate(frobenius_setup.EXP3_SGD_EXTENDED):
+    variants[f"sgd_up_lr{i:02d}"] = sgd(lr)
+  config.variants = variants
+  config.variant_order = list(variants)
+  config.quick = dict(dataset=dict(name="digits", options=dict(flatten=True)),
+                      train=dict(batch_size=250, num_epochs=3))
+  return config
