@@ -4,8 +4,8 @@ Three MNIST experiments (spec §4; configs ``configs/frobenius_exp{1,2,3}.py``):
 Exp1 ReLU classifier 784-100-100-100-10 (bs 100, γ = 1e-2), Exp2 sigmoid
 autoencoder 784-1000-500-250-30-250-500-1000-784 (bs 1000, γ = 1e-3,
 torch-mean MSE), Exp3 sigmoid classifier 784-100-10 (bs 1000, γ = 1e-3).
-Each sweeps its learning-rate grid for both methods (vmapped over the lr
-axis, one jitted ``lax.scan`` per epoch), picks champions by the final MA-200
+Each sweeps its learning-rate grid for both methods (one jitted step per
+iteration), picks champions by the final MA-200
 mini-batch loss (P19), reruns the champions with per-layer gradient norms and
 factor spectra, and times one step of each champion separately.
 
@@ -118,7 +118,7 @@ class Setting:
                            for _ in range(epochs)])
 
   def optimizer(self, diagnostics):
-    return scale_by_frobenius(self.damping, self.damping, solver="eigh",
+    return scale_by_frobenius(self.damping, self.damping,
                               cotangent_scale=self.g_scale,
                               track_norms=diagnostics,
                               track_spectra=diagnostics)
@@ -152,34 +152,26 @@ class Setting:
     return step, tx
 
   def train(self, method, lrs, epochs=None, diagnostics=False):
-    """Runs every lr in ``lrs`` (vmapped); returns stacked per-step outputs.
+    """Runs every lr in ``lrs``; returns per-step outputs stacked ``(lr, step)``.
 
-    A Python loop over one jitted, lr-vmapped step: on XLA:CPU a `lax.scan`
-    around the LAPACK factorizations hung in our runs.
+    One jitted step in a Python loop, one lr after the other, waiting for
+    every step: on XLA:CPU (jax 0.10.2) both a `lax.scan` and a vmap over
+    lrs around the batched LAPACK factorizations deadlocked in our runs.
     """
     step, tx = self.step_fn(method, diagnostics)
-    idx = jnp.asarray(self.indices(epochs or self.epochs))
+    step = jax.jit(step)
+    idx = np.asarray(self.indices(epochs or self.epochs))
     keys = jax.random.split(jax.random.key(1), len(idx))
-    lrs = jnp.asarray(lrs, jnp.float32)
-    if len(lrs) == 1:  # champion runs with diagnostics: no vmap (see above)
-      single = jax.jit(step)
-      batched = lambda p, s, lr, i, k: jax.tree.map(
-          lambda a: a[None], single(jax.tree.map(lambda a: a[0], p),
-                                    jax.tree.map(lambda a: a[0], s), lr[0],
-                                    i, k))
-    else:
-      batched = jax.jit(jax.vmap(step, in_axes=(0, 0, 0, None, None)))
-    params = jax.tree.map(lambda p: jnp.repeat(p[None], len(lrs), 0),
-                          self.params)
-    opt_state = jax.vmap(lambda _: tx.init(self.params))(lrs)
-    idx, outs = np.asarray(idx), []
-    for i in range(len(idx)):
-      params, opt_state, out = batched(params, opt_state, lrs, idx[i], keys[i])
-      # Wait for each step: queuing many LAPACK-heavy steps asynchronously
-      # deadlocked XLA:CPU in our runs.
-      outs.append(jax.block_until_ready(out))
-    outs = jax.device_get(outs)
-    return jax.tree.map(lambda *a: np.stack(a, axis=1), *outs)
+    runs = []
+    for lr in lrs:
+      params, opt_state, outs = self.params, tx.init(self.params), []
+      for i in range(len(idx)):
+        params, opt_state, out = step(params, opt_state, jnp.float32(lr),
+                                      idx[i], keys[i])
+        outs.append(jax.block_until_ready(out))
+      outs = jax.device_get(outs)
+      runs.append(jax.tree.map(lambda *a: np.stack(a), *outs))
+    return jax.tree.map(lambda *a: np.stack(a), *runs)
 
   def time_per_step(self, method, lr, repeats=30):
     step, tx = self.step_fn(method, False)

@@ -30,6 +30,8 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
   assert namespace["norms"].shape == (45,)
   msvag_loss = float(re.search(r"M-SVAG loss ([0-9.]+)", printed).group(1))
   assert msvag_loss < 0.6                            # from log 2 = 0.69
+  precond_loss = float(re.search(r"preconditioned loss ([0-9.]+)", printed).group(1))
+  assert precond_loss < 0.1                          # SGD at lr 0.1: ~0.6
   assert "(5, 5, 2)" in printed                      # the grown network
   fine_loss = float(re.search(r"fine loss after 100 steps ([0-9.e+-]+)",
                               printed).group(1))
