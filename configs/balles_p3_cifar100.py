@@ -1,8 +1,8 @@
 """Balles P3: CIFAR-100 WRN-40-4 (Fig 5.4, B.2).
 
-Wide ResNet 40-4 (8.97 M parameters; batch-statistics normalization, see
-:mod:`nnopt.models.deepobs`), batch 128, 80 000 steps, α × 0.2 after 24k, 48k
-and 64k steps. Winning α are unknown (spec pitfall 16): the defaults below sit
+Wide ResNet 40-4 (8.97 M parameters; batch norm with running averages for
+evaluation, see :mod:`nnopt.models.deepobs`), batch 128, 80 000 steps, α × 0.2
+after 24k, 48k and 64k steps. Winning α are unknown (spec pitfall 16): the defaults below sit
 mid-grid (M-SGD/M-SVAG grid 6…0.01, ADAM/M-SSD grid 1e-2…3e-5); re-tune with
 ``--set variants.<m>.optimizer.learning_rate.init_value=...``.
 

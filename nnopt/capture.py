@@ -28,6 +28,7 @@ import jax.numpy as jnp
 from flax import traverse_util
 
 from nnopt.losses import Loss
+from nnopt.models.apply import apply_model
 from nnopt.models.layers import (INPUTS_COLLECTION, PERTURBATIONS_COLLECTION,
                                  LayerInfo, record_layers)
 
@@ -59,27 +60,21 @@ class Captured(NamedTuple):
     stats: ``{layer path: LayerStats}``; paths are ``'/'``-joined parameter
       keys, e.g. ``'dense_0'`` or ``'block_1/inner'``.
     outputs: model outputs (logits, predictions).
+    model_state: the model's non-parameter collections after this pass
+      (batch norm's running averages updated in training mode), or ``{}``.
   """
 
   loss: Array
   grads: Any
   stats: dict[str, LayerStats]
   outputs: Array
+  model_state: Any = None
 
 
-def _apply(model: nn.Module, params, perturbations, inputs, collect: bool):
-  variables = {"params": params}
-  if perturbations is not None:
-    variables[PERTURBATIONS_COLLECTION] = perturbations
-  if collect:
-    return model.apply(variables, inputs, mutable=[INPUTS_COLLECTION])
-  return model.apply(variables, inputs), {}
-
-
-def _zero_perturbations(model: nn.Module, params, inputs):
+def _zero_perturbations(model: nn.Module, params, inputs, **apply_kwargs):
   def shapes(p, x):
-    return model.apply({"params": p}, x,
-                       mutable=[PERTURBATIONS_COLLECTION])[1][PERTURBATIONS_COLLECTION]
+    return apply_model(model, p, x, mutable=[PERTURBATIONS_COLLECTION],
+                       **apply_kwargs)[2][PERTURBATIONS_COLLECTION]
 
   return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
                       jax.eval_shape(shapes, params, inputs))
@@ -93,7 +88,9 @@ def _by_layer(tree) -> dict[str, Array]:
 def capture(model: nn.Module, params, inputs: Array, targets: Array,
             loss: Loss, *, weights: Array | None = None,
             fisher_samples: int = 0, rng: Array | None = None,
-            with_stats: bool = True) -> Captured:
+            with_stats: bool = True, model_state: dict[str, Any] | None = None,
+            train: bool = False, dropout_rng: Array | None = None
+            ) -> Captured:
   """Loss, gradients and per-layer statistics from one forward and one VJP.
 
   Args:
@@ -108,6 +105,10 @@ def capture(model: nn.Module, params, inputs: Array, targets: Array,
       ``LayerStats.sampled_cotangents``.
     rng: PRNG key, needed when ``fisher_samples > 0``.
     with_stats: if False, only loss and gradients (a plain value_and_grad).
+    model_state: the model's non-parameter collections (batch norm).
+    train: run the model in training mode (models with a ``train`` argument:
+      batch statistics, dropout); see :func:`nnopt.models.apply_model`.
+    dropout_rng: key of the ``'dropout'`` stream in training mode.
 
   Returns:
     A :class:`Captured` ``(loss, grads, stats, outputs)``.
@@ -118,23 +119,26 @@ def capture(model: nn.Module, params, inputs: Array, targets: Array,
   def batch_loss(outputs, t):
     return loss(outputs, t, weights)
 
+  apply_kwargs = dict(model_state=model_state, train=train, rng=dropout_rng)
   if not with_stats:
     def loss_of_params(p):
-      outputs, _ = _apply(model, p, None, inputs, collect=False)
-      return batch_loss(outputs, targets), outputs
+      outputs, new_state, _ = apply_model(model, p, inputs, **apply_kwargs)
+      return batch_loss(outputs, targets), (outputs, new_state)
 
-    (value, outputs), grads = jax.value_and_grad(
+    (value, (outputs, new_state)), grads = jax.value_and_grad(
         loss_of_params, has_aux=True)(params)
-    return Captured(value, grads, {}, outputs)
+    return Captured(value, grads, {}, outputs, new_state)
 
-  perturbations = _zero_perturbations(model, params, inputs)
+  perturbations = _zero_perturbations(model, params, inputs, **apply_kwargs)
 
   def forward(p, eps):
-    outputs, state = _apply(model, p, eps, inputs, collect=True)
-    return outputs, state[INPUTS_COLLECTION]
+    outputs, new_state, collected = apply_model(
+        model, p, inputs, extra_variables={PERTURBATIONS_COLLECTION: eps},
+        mutable=[INPUTS_COLLECTION], **apply_kwargs)
+    return outputs, (collected[INPUTS_COLLECTION], new_state)
 
-  outputs, pullback, layer_inputs = jax.vjp(forward, params, perturbations,
-                                            has_aux=True)
+  outputs, pullback, (layer_inputs, new_state) = jax.vjp(
+      forward, params, perturbations, has_aux=True)
   value, output_cotangent = jax.value_and_grad(batch_loss)(outputs, targets)
   grads, cotangents = pullback(output_cotangent)
 
@@ -153,16 +157,21 @@ def capture(model: nn.Module, params, inputs: Array, targets: Array,
                        None if sampled is None else sampled[name])
       for name in cots_by_layer
   }
-  return Captured(value, grads, stats, outputs)
+  return Captured(value, grads, stats, outputs, new_state)
 
 
-def layer_info(model: nn.Module, params, inputs: Array) -> dict[str, LayerInfo]:
+def layer_info(model: nn.Module, params, inputs: Array,
+               model_state: dict[str, Any] | None = None
+               ) -> dict[str, LayerInfo]:
   """Static description of every tagged layer, keyed like ``Captured.stats``.
 
   Traces the model abstractly (no FLOPs), so it is cheap and works inside jit.
+  Models with batch norm need their ``model_state``.
   """
   with record_layers() as registry:
-    jax.eval_shape(lambda p, x: model.apply({"params": p}, x), params, inputs)
+    jax.eval_shape(
+        lambda p, x: apply_model(model, p, x, model_state=model_state)[0],
+        params, inputs)
   return dict(registry)
 
 

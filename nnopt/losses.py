@@ -22,7 +22,10 @@ class Loss(NamedTuple):
 
   Attributes:
     name: registry name.
-    per_example: ``(outputs, targets) -> (B,)`` losses.
+    per_example: ``(outputs, targets) -> (B,)`` losses. For sequence
+      outputs ``(B, T, …)`` an example's loss is the mean over its T
+      positions (a character LM's per-token cross-entropy), so that the
+      batch loss is the mean over all tokens.
     sample_targets: ``(key, outputs) -> targets`` drawn from the predictive
       distribution p(y | outputs) whose negative log-likelihood is the loss
       (up to constants).
@@ -47,11 +50,20 @@ def weighted_mean(values: Array, weights: Array | None) -> Array:
   return jnp.sum(values * weights) / jnp.maximum(jnp.sum(weights), 1.0)
 
 
+def _per_example_mean(values: Array) -> Array:
+  """Reduces per-position values ``(B, T, …)`` to per-example ``(B,)``."""
+  if values.ndim <= 1:
+    return values
+  return jnp.mean(values.reshape(values.shape[0], -1), axis=-1)
+
+
 def _cross_entropy(logits: Array, targets: Array) -> Array:
   if targets.ndim == logits.ndim:
-    return optax.softmax_cross_entropy(logits, targets)
-  return optax.softmax_cross_entropy_with_integer_labels(
-      logits, targets.astype(jnp.int32))
+    values = optax.softmax_cross_entropy(logits, targets)
+  else:
+    values = optax.softmax_cross_entropy_with_integer_labels(
+        logits, targets.astype(jnp.int32))
+  return _per_example_mean(values)
 
 
 def _sample_categorical(key: Array, logits: Array) -> Array:
@@ -93,7 +105,8 @@ def get_loss(name: str) -> Loss:
 
 def accuracy(outputs: Array, targets: Array,
              weights: Array | None = None) -> Array:
-  """Fraction of examples whose arg-max output equals the label."""
+  """Fraction of examples whose arg-max output equals the label (for
+  sequences, the fraction of positions, averaged per example)."""
   labels = targets if targets.ndim < outputs.ndim else jnp.argmax(targets, -1)
   hits = (jnp.argmax(outputs, axis=-1) == labels).astype(jnp.float32)
-  return weighted_mean(hits, weights)
+  return weighted_mean(_per_example_mean(hits), weights)

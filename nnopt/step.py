@@ -27,6 +27,7 @@ import optax
 
 from nnopt.capture import capture
 from nnopt.losses import Loss, accuracy
+from nnopt.models.apply import apply_model
 
 Array = jax.Array
 
@@ -41,6 +42,9 @@ class TrainState(NamedTuple):
     rng: the run's PRNG key (raw uint32 data); step k uses
       ``fold_in(rng, k)`` for sampled Fisher targets and the optimizer's ``rng``.
     nonfinite_step: first step whose loss was not finite, or -1.
+    model_state: the model's non-parameter collections (batch norm's
+      running averages), updated by every training step; ``{}`` for models
+      without any. See :mod:`nnopt.models.apply`.
   """
 
   step: Array
@@ -48,14 +52,17 @@ class TrainState(NamedTuple):
   opt_state: Any
   rng: Array
   nonfinite_step: Array
+  model_state: Any = {}
 
 
 def init_train_state(params, optimizer: optax.GradientTransformation,
-                     seed: int) -> TrainState:
+                     seed: int, model_state: dict[str, Any] | None = None
+                     ) -> TrainState:
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                     opt_state=optimizer.init(params),
                     rng=jax.random.key_data(jax.random.key(seed)),
-                    nonfinite_step=-jnp.ones((), jnp.int32))
+                    nonfinite_step=-jnp.ones((), jnp.int32),
+                    model_state=dict(model_state or {}))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,12 +102,19 @@ def make_train_step(model: nn.Module, loss: Loss,
     step_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng),
                                   state.step)
     sample_rng, opt_rng = jax.random.split(step_key)
+    dropout_rng = jax.random.fold_in(step_key, 2)
     captured = capture(model, state.params, x, y, loss, weights=weights,
                        fisher_samples=spec.fisher_samples, rng=sample_rng,
-                       with_stats=spec.stats or spec.fisher_samples > 0)
+                       with_stats=spec.stats or spec.fisher_samples > 0,
+                       model_state=state.model_state, train=True,
+                       dropout_rng=dropout_rng)
 
     def value_fn(params):
-      return loss(model.apply({"params": params}, x), y, weights)
+      # The step's own stochastic function: same dropout masks, batch
+      # statistics of this batch, running averages left alone.
+      outputs = apply_model(model, params, x, model_state=state.model_state,
+                            train=True, rng=dropout_rng)[0]
+      return loss(outputs, y, weights)
 
     updates, opt_state = optimizer.update(
         captured.grads, state.opt_state, state.params, stats=captured.stats,
@@ -111,7 +125,7 @@ def make_train_step(model: nn.Module, loss: Loss,
     nonfinite_step = jnp.where((state.nonfinite_step < 0) & ~finite,
                                state.step, state.nonfinite_step)
     new_state = TrainState(state.step + 1, params, opt_state, state.rng,
-                           nonfinite_step)
+                           nonfinite_step, captured.model_state)
     metrics = {"loss": captured.loss}
     if loss.is_classification:
       metrics["accuracy"] = accuracy(captured.outputs, y, weights)
@@ -142,10 +156,12 @@ def accumulating(step):
 
 
 def make_eval_step(model: nn.Module, loss: Loss):
-  """``eval(params, batch) -> sums``: weighted sums of loss and hits."""
+  """``eval(params, batch, model_state) -> sums``: weighted sums of loss and
+  hits, with the model in evaluation mode (running averages, no dropout)."""
 
-  def evaluate(params, batch):
-    outputs = model.apply({"params": params}, batch["x"])
+  def evaluate(params, batch, model_state=None):
+    outputs = apply_model(model, params, batch["x"],
+                          model_state=model_state)[0]
     w = batch["weights"].astype(jnp.float32)
     sums = {"loss": jnp.sum(w * loss.per_example(outputs, batch["y"])),
             "count": jnp.sum(w)}

@@ -32,7 +32,7 @@ from nnopt import parallel
 from nnopt.checkpoint import Checkpointer
 from nnopt.data import EpochSampler
 from nnopt.losses import Loss
-from nnopt.models import init_params
+from nnopt.models.apply import init_variables
 from nnopt.step import (CaptureSpec, TrainState, accumulating,
                         init_train_state, make_eval_step, make_train_step,
                         metric_names)
@@ -105,10 +105,12 @@ class Run:
 
   def replace(self, *, model: nn.Module | None = None, params: Any = None,
               optimizer: optax.GradientTransformation | None = None,
-              opt_state: Any = None) -> None:
+              opt_state: Any = None, model_state: Any = None) -> None:
     """Swaps in a new architecture, parameters, optimizer or its state.
 
-    A new optimizer without ``opt_state`` starts from ``optimizer.init``.
+    A new optimizer without ``opt_state`` starts from ``optimizer.init``. The
+    model's non-parameter state (batch norm) is kept unless ``model_state``
+    is given; pass it when the new architecture's differs.
     """
     if model is not None:
       self.model = model
@@ -118,8 +120,11 @@ class Run:
     if opt_state is None:
       opt_state = (self.optimizer.init(params) if optimizer is not None
                    else self.state.opt_state)
+    if model_state is None:
+      model_state = self.state.model_state
     self.state = parallel.replicate(
-        self.state._replace(params=params, opt_state=opt_state), self.mesh)
+        self.state._replace(params=params, opt_state=opt_state,
+                            model_state=model_state), self.mesh)
 
 
 class Trainer:
@@ -147,6 +152,8 @@ class Trainer:
     workdir: where ``metrics.jsonl`` and ``checkpoints/`` go.
     mesh: device mesh (default: all devices on a ``'data'`` axis).
     params: initial parameters (default: ``model.init`` with ``seed``).
+    model_state: initial non-parameter collections, e.g. ``{'batch_stats':
+      …}`` (default: from ``model.init``; ``{}`` for models without any).
     augment: ``(x_batch, np.random.Generator) -> x_batch`` applied on the host.
     progress: show a tqdm progress bar.
   """
@@ -161,6 +168,7 @@ class Trainer:
                eval_batch_size: int = 1000, log_every: int = 1,
                checkpoint_every: int | None = None, workdir: str | None = None,
                mesh: jax.sharding.Mesh | None = None, params: Any = None,
+               model_state: Any = None,
                augment: Callable[[np.ndarray, np.random.Generator], np.ndarray]
                | None = None, progress: bool = True):
     if num_steps is None and num_epochs is None:
@@ -177,6 +185,7 @@ class Trainer:
     self.checkpoint_every, self.workdir = checkpoint_every, workdir
     self.mesh = parallel.data_mesh() if mesh is None else mesh
     self.initial_params, self.augment, self.progress = params, augment, progress
+    self.initial_model_state = model_state
     self.compilations: dict[Any, int] = {}
     self.history: list[dict[str, Any]] = []
     self._step_fns: dict[Any, Callable] = {}
@@ -228,7 +237,8 @@ class Trainer:
     if model not in self._eval_fns:
       self._eval_fns[model] = jax.jit(
           make_eval_step(model, self.loss),
-          in_shardings=(parallel.replicated(self.mesh), self._batch_sharding()),
+          in_shardings=(parallel.replicated(self.mesh), self._batch_sharding(),
+                        parallel.replicated(self.mesh)),
           out_shardings=parallel.replicated(self.mesh))
     return self._eval_fns[model]
 
@@ -258,7 +268,8 @@ class Trainer:
           {"x": x[idx], "y": y[idx], "weights": np.ones(len(idx), np.float32)},
           size)
       sums = jax.device_get(fn(run.state.params,
-                               parallel.shard_batch(batch, self.mesh)))
+                               parallel.shard_batch(batch, self.mesh),
+                               run.state.model_state))
       for k, v in sums.items():
         totals[k] = totals.get(k, 0.0) + float(v)
     count = totals.pop("count")
@@ -268,11 +279,15 @@ class Trainer:
 
   def _initial_run(self) -> Run:
     x = self.dataset.x_train
-    params = self.initial_params
-    if params is None:
-      params = init_params(self.model, jax.random.key(self.seed), x[:1])
+    params, model_state = self.initial_params, self.initial_model_state
+    if params is None or model_state is None:
+      init_p, init_s = init_variables(self.model, jax.random.key(self.seed),
+                                      x[:1])
+      params = init_p if params is None else params
+      model_state = init_s if model_state is None else model_state
     state = parallel.replicate(
-        init_train_state(params, self.optimizer, self.seed), self.mesh)
+        init_train_state(params, self.optimizer, self.seed, model_state),
+        self.mesh)
     sampler = EpochSampler(len(x), self.batch_size, seed=self.seed,
                            buckets=self.buckets)
     return Run(self.model, self.optimizer, state, sampler, self.mesh)

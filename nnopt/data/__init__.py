@@ -26,12 +26,18 @@ from nnopt.data.samplers import default_buckets
 from nnopt.data.samplers import gather
 from nnopt.data.synthetic import load_gaussian_classes
 from nnopt.data.synthetic import load_linear_regression
+from nnopt.data.text import char_sequences
+from nnopt.data.text import load_embedded_text
+from nnopt.data.text import load_tolstoi
 from nnopt.data.tfds_loader import TFDS_DATASETS
 from nnopt.data.tfds_loader import load_tfds_dataset
 from nnopt.data.tfds_loader import prepare_command
 from nnopt.data.tfds_loader import resolve_data_dir
 
 __all__ = [
+    "char_sequences",
+    "load_embedded_text",
+    "load_tolstoi",
     "Batch",
     "CropFlip",
     "DIGITS_SPLIT_SEED",

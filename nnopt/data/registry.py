@@ -23,6 +23,7 @@ from nnopt.data.dataset import DatasetError
 from nnopt.data.embedded import load_digits
 from nnopt.data.embedded import load_spiral
 from nnopt.data.synthetic import load_gaussian_classes
+from nnopt.data.text import load_embedded_text, load_tolstoi
 from nnopt.data.synthetic import load_linear_regression
 from nnopt.data.tfds_loader import TFDS_DATASETS
 from nnopt.data.tfds_loader import tfds_loader
@@ -134,6 +135,8 @@ for _name, _loader in (
     ("digits", load_digits),
     ("gaussian_classes", load_gaussian_classes),
     ("linear_regression", load_linear_regression),
+    ("tolstoi", load_tolstoi),
+    ("embedded_text", load_embedded_text),
 ):
   register_dataset(_name, _loader)
 for _name in TFDS_DATASETS:

@@ -8,6 +8,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from nnopt.models.apply import apply_model, init_variables, takes_train_flag
 from nnopt.models.fnn import FNN
 from nnopt.models.layers import (ACTIVATIONS, INIT_SCHEMES, Conv, Dense,
                                  LayerInfo, activation, pytorch_kernel_init,
@@ -54,7 +55,8 @@ def count_params(params) -> int:
 
 __all__ = [
     "ACTIVATIONS", "INIT_SCHEMES", "MODELS", "Conv", "Dense", "FNN",
-    "LayerInfo", "ResBlock", "ResNet", "VGG", "activation", "build_model",
-    "count_params", "init_params", "pytorch_kernel_init", "record_layers",
-    "register_model",
+    "LayerInfo", "ResBlock", "ResNet", "VGG", "activation", "apply_model",
+    "build_model", "count_params", "init_params", "init_variables",
+    "pytorch_kernel_init", "record_layers", "register_model",
+    "takes_train_flag",
 ]

@@ -14,16 +14,19 @@ tagged layers.
                        conv3×3×128 SAME → pool → FC512 → FC256 → 10 (DeepOBS)
   ==================  =========================================================
 
-* :class:`WideResNet` — P3, WRN-40-4 (Zagoruyko & Komodakis). The engine has
-  no mutable ``batch_stats`` collection, so the normalization here is
-  :class:`BatchStatNorm`: batch statistics in training AND evaluation, with a
-  learnable scale and shift (no running averages). Per-example gradient
-  variances are meaningless with it (it couples the examples, spec §1.1);
-  only the EMA estimators (M-SVAG, ADAM*) are used on P3, as in the thesis.
+* :class:`WideResNet` — P3, WRN-40-4 (Zagoruyko & Komodakis) with batch
+  norm as in DeepOBS (``flax.linen.BatchNorm``, decay 0.9, ε = 1e-3): batch
+  statistics in training, running averages (kept in the engine's
+  ``TrainState.model_state['batch_stats']``) in evaluation. ``norm=
+  'batch_stat'`` uses :class:`BatchStatNorm` instead (batch statistics in
+  both modes). Per-example gradient variances are meaningless with batch
+  norm (it couples the examples, spec §1.1); only the EMA estimators (M-SVAG,
+  ADAM*) are used on P3, as in the thesis. Under data parallelism the batch
+  statistics are those of the global batch (jit sees global arrays).
 * :class:`CharLSTM` — P4, 2-layer LSTM with 128 units on a 128-d character
-  embedding (DeepOBS ``tolstoi_char_rnn``); the output layer is a tagged
-  Dense. Dropout (keep 0.8 in DeepOBS) is left out: the engine's ``apply``
-  passes no dropout RNG.
+  embedding (DeepOBS ``tolstoi_char_rnn``), dropout with keep probability
+  0.8 on the LSTM inputs and outputs in training; the output layer is a
+  tagged Dense. Losses and accuracies are per character.
 
 :data:`PRESETS` gives the option dicts; register with
 ``register_model('conv_pool_net', ConvPoolNet)`` etc.
@@ -94,6 +97,9 @@ class BatchStatNorm(nn.Module):
     return (x - mean) * jax.lax.rsqrt(var + self.eps) * scale + bias
 
 
+NORMS = ("batch_norm", "batch_stat")
+
+
 class WideResNet(nn.Module):
   """Pre-activation wide ResNet WRN-depth-width (P3 is 40-4).
 
@@ -101,16 +107,30 @@ class WideResNet(nn.Module):
     depth: 6n + 4 layers.
     width: widening factor k (channels 16k, 32k, 64k).
     n_classes: number of logits.
+    norm: ``'batch_norm'`` (running averages for evaluation, DeepOBS) or
+      ``'batch_stat'`` (batch statistics in both modes).
+    bn_momentum: decay of batch norm's running averages.
   """
 
   depth: int = 40
   width: int = 4
   n_classes: int = 100
+  norm: str = "batch_norm"
+  bn_momentum: float = 0.9
 
   @nn.compact
-  def __call__(self, x: Array) -> Array:
+  def __call__(self, x: Array, train: bool = False) -> Array:
     if (self.depth - 4) % 6:
       raise ValueError(f"WRN depth must be 6n+4, got {self.depth}")
+    if self.norm not in NORMS:
+      raise ValueError(f"WRN norm must be one of {NORMS}, got {self.norm!r}")
+
+    def norm_layer(name):
+      if self.norm == "batch_stat":
+        return BatchStatNorm(name=name)
+      return nn.BatchNorm(use_running_average=not train,
+                          momentum=self.bn_momentum, epsilon=1e-3, name=name)
+
     n = (self.depth - 4) // 6
     x = Conv(16, (3, 3), use_bias=False, init_scheme="he", name="conv_in")(x)
     for stage, channels in enumerate((16 * self.width, 32 * self.width,
@@ -118,7 +138,7 @@ class WideResNet(nn.Module):
       for block in range(n):
         stride = 2 if stage > 0 and block == 0 else 1
         name = f"s{stage}_b{block}"
-        h = jax.nn.relu(BatchStatNorm(name=f"{name}_bn0")(x))
+        h = jax.nn.relu(norm_layer(name=f"{name}_bn0")(x))
         shortcut = x
         if x.shape[-1] != channels or stride != 1:
           shortcut = Conv(channels, (1, 1), strides=(stride, stride),
@@ -126,11 +146,11 @@ class WideResNet(nn.Module):
                           name=f"{name}_proj")(h)
         h = Conv(channels, (3, 3), strides=(stride, stride), use_bias=False,
                  init_scheme="he", name=f"{name}_conv0")(h)
-        h = jax.nn.relu(BatchStatNorm(name=f"{name}_bn1")(h))
+        h = jax.nn.relu(norm_layer(name=f"{name}_bn1")(h))
         h = Conv(channels, (3, 3), use_bias=False, init_scheme="he",
                  name=f"{name}_conv1")(h)
         x = shortcut + h
-    x = jax.nn.relu(BatchStatNorm(name="bn_out")(x))
+    x = jax.nn.relu(norm_layer(name="bn_out")(x))
     x = jnp.mean(x, axis=(1, 2))
     return Dense(self.n_classes, init_scheme="glorot", name="fc")(x)
 
@@ -144,17 +164,22 @@ class CharLSTM(nn.Module):
     vocab: vocabulary size (83 for War and Peace).
     embed: embedding width.
     hidden: LSTM widths.
+    dropout: drop probability on every LSTM's input and output in training
+      (DeepOBS: keep-prob 0.8 in a DropoutWrapper around each cell).
   """
 
   vocab: int = 83
   embed: int = 128
   hidden: tuple[int, ...] = (128, 128)
+  dropout: float = 0.2
 
   @nn.compact
-  def __call__(self, tokens: Array) -> Array:
+  def __call__(self, tokens: Array, train: bool = False) -> Array:
+    drop = nn.Dropout(self.dropout, deterministic=not train)
     x = nn.Embed(self.vocab, self.embed, name="embed")(tokens.astype(jnp.int32))
     for i, width in enumerate(self.hidden):
-      x = nn.RNN(nn.OptimizedLSTMCell(width), name=f"lstm_{i}")(x)
+      # DeepOBS wraps every cell in a DropoutWrapper (input and output).
+      x = drop(nn.RNN(nn.OptimizedLSTMCell(width), name=f"lstm_{i}")(drop(x)))
     return Dense(self.vocab, init_scheme="glorot", name="out")(x)
 
 
@@ -178,7 +203,8 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         convs=((64, 5, "VALID"), (96, 3, "VALID"), (128, 3, "SAME")),
         pool=(3, 2), fc=(512, 256), n_classes=10)),
     "p3_wrn404": ("wide_resnet", dict(depth=40, width=4, n_classes=100)),
-    "p4_char_lstm": ("char_lstm", dict(vocab=83, embed=128, hidden=(128, 128))),
+    "p4_char_lstm": ("char_lstm", dict(vocab=83, embed=128, hidden=(128, 128),
+                                      dropout=0.2)),
 }
 
 MODEL_CLASSES = {"conv_pool_net": ConvPoolNet, "wide_resnet": WideResNet,
