@@ -206,13 +206,39 @@ def run_preconditioned(problem: GLM, method: str, theta0, step: float,
   return np.array(losses), np.array(path)
 
 
+def _row_outer_products(x: np.ndarray):
+  """Rows ``vec(x_n x_nᵀ)`` as (N, D²): ``w @ P = vec(Xᵀ diag(w) X)``.
+
+  scipy-sparse when ``x`` is mostly zeros (libsvm data such as a1a: ~14 of
+  123 features set, 80× fewer products than dense); ``None`` when a dense
+  one would be too large (the caller then forms ``Xᵀ diag(w) X`` per run).
+  """
+  n, d = x.shape
+  nonzero = np.count_nonzero(x)
+  if nonzero <= 0.25 * n * d:
+    import scipy.sparse  # pylint: disable=import-outside-toplevel
+    rows, cols, vals = [], [], []
+    for i in range(n):
+      idx = np.flatnonzero(x[i])
+      rows.append(np.full(idx.size * idx.size, i))
+      cols.append((idx[:, None] * d + idx[None, :]).ravel())
+      vals.append(np.outer(x[i, idx], x[i, idx]).ravel())
+    return scipy.sparse.csc_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(n, d * d))
+  if n * d * d > 2e7:
+    return None
+  return (x[:, :, None] * x[:, None, :]).reshape(n, d * d)
+
+
 def run_preconditioned_grid(problem: GLM, method: str, theta0, steps,
                             damping: float = 0.0, iters: int = 100,
                             diverge_factor: float = 100.0) -> np.ndarray:
   """Final losses of :func:`run_preconditioned` for many step sizes at once.
 
-  Vectorized over ``steps`` (one batched solve per iteration); a diverged run
-  (loss > ``diverge_factor`` × initial, or non-finite) gives ``inf``.
+  Vectorized over ``steps`` (one batched solve per iteration, over the runs
+  still alive); a diverged run (loss > ``diverge_factor`` × initial, or
+  non-finite) gives ``inf``.
   """
   steps = np.asarray(steps, np.float64)
   theta = np.tile(np.asarray(theta0, np.float64), (len(steps), 1))
@@ -220,6 +246,7 @@ def run_preconditioned_grid(problem: GLM, method: str, theta0, steps,
   first = problem.loss(np.asarray(theta0, np.float64))
   alive = np.ones(len(steps), bool)
   eye = np.eye(d)
+  outer = None if method == "gd" else _row_outer_products(x)
 
   def losses(th):
     f = th @ x.T
@@ -231,19 +258,26 @@ def run_preconditioned_grid(problem: GLM, method: str, theta0, steps,
 
   with np.errstate(all="ignore"):
     for _ in range(iters):
-      f = theta @ x.T
+      live = np.flatnonzero(alive)
+      if live.size == 0:
+        break
+      f = theta[live] @ x.T
       mean = f if problem.kind == "linear" else 1 / (1 + np.exp(-f))
       r = mean - y                                   # (S, N)
-      grad = r @ x / n + problem.prior * theta       # (S, D)
+      grad = r @ x / n + problem.prior * theta[live]  # (S, D)
       if method == "gd":
         direction = grad
       else:
         w = (r * r if method == "ef" else
              np.ones_like(r) if problem.kind == "linear" else mean * (1 - mean))
-        mats = np.matmul((w[:, :, None] * x).transpose(0, 2, 1), x) / n + damping * eye
+        if outer is None:
+          mats = np.matmul((w[:, :, None] * x).transpose(0, 2, 1), x)
+        else:
+          mats = np.asarray((outer.T @ w.T).T).reshape(-1, d, d)
+        mats = mats / n + damping * eye
         if method == "ngd":
           mats = mats + problem.prior * eye
-        ok = np.all(np.isfinite(mats), axis=(1, 2)) & alive
+        ok = np.all(np.isfinite(mats), axis=(1, 2))
         direction = np.zeros_like(grad)
         try:
           direction[ok] = np.linalg.solve(mats[ok], grad[ok][..., None])[..., 0]
@@ -252,10 +286,11 @@ def run_preconditioned_grid(problem: GLM, method: str, theta0, steps,
             try:
               direction[i] = np.linalg.solve(mats[i], grad[i])
             except np.linalg.LinAlgError:
-              alive[i] = False
-      theta = theta - steps[:, None] * direction
-      value = losses(theta)
-      alive &= np.isfinite(value) & (value <= diverge_factor * first)
+              ok[i] = False
+        alive[live[~ok]] = False
+      theta[live] = theta[live] - steps[live, None] * direction
+      value = losses(theta[live])
+      alive[live] &= np.isfinite(value) & (value <= diverge_factor * first)
       theta[~alive] = 0.0
   out = losses(theta)
   out[~alive] = np.inf
