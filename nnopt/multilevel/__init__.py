@@ -10,13 +10,17 @@
   :func:`coarse_grid_correction_transform` (optax), :func:`galerkin_quadratic`,
   :func:`algorithm4`, :func:`algorithm5`, :func:`two_level`, :func:`vcycle`.
 * MLSGD (MLSGD thesis): :func:`mlsgd`, :class:`MLSGDConfig`,
-  :class:`LevelProblem`, :class:`MLSGDHook` for the engine.
+  :class:`LevelProblem`, :class:`MLSGDHook` for the engine (with
+  :func:`angle_guard` for the per-step angle condition).
+* config names (:mod:`nnopt.multilevel.registry`): the ``'odenet'`` model, the
+  ``'mlsgd'`` hook and the ``'mgopt'`` optimizer.
 """
 
 from nnopt.multilevel.cgc import (CGCInfo, apply_correction, cgc_gradient,
                                   cgc_objective, cgc_shift, coarse_grid_correction,
                                   coarse_solve, gate)
-from nnopt.multilevel.hook import MLSGDHook, mlsgd_direction
+from nnopt.multilevel.hook import (AngleGuardState, MLSGDHook, angle_guard,
+                                   mlsgd_direction)
 from nnopt.multilevel.mgopt import (History, Quadratic, algorithm4, algorithm5,
                                     exact_quadratic_cgc, galerkin_quadratic,
                                     two_level, vcycle)

@@ -1,18 +1,28 @@
 """MLSGD V-cycles on nnopt's engine loop, as a :class:`nnopt.train.Hook`.
 
 The hook swaps the run's level with ``run.replace(model=, params=,
-optimizer=)``: at the start of a cycle it restricts the fine weights all the
-way down and trains the coarsest model; after T_l epochs on level l it adds the
-prolonged step to the restricted start point of level l + 1 and trains there
-(spec-mlsgd §1.6). The engine's epoch counter counts epochs on every level, so
-a schedule of the global epoch count is the thesis's step-size rule; the hook
-sets it through ``optax.inject_hyperparams`` at every switch.
+optimizer=)``: at the start of a cycle it restricts the fine weights down to
+the coarsest level that the recursion gates (3.4)/(3.5) admit and trains
+there; after T_l epochs on level l it adds the prolonged step to the
+restricted start point of level l + 1 and trains there (spec-mlsgd §1.6). The
+engine's epoch counter counts epochs on every level, so a schedule of the
+global epoch count is the thesis's step-size rule; the hook sets it through
+``optax.inject_hyperparams`` at every switch.
 
 Coarse models see the fine data set (e.g. an ``ODEResNet`` with
 ``input_pool=1`` pools its inputs itself). Gradient correction runs through
 :func:`mlsgd_direction`, whose state (reference point, shift, λ) the hook sets
 per level; VR uses the step's ``value_fn`` extra arg. Full gradients for the
-correction are computed by the hook over the training set.
+correction, the gates and the angle condition are computed by the hook over
+the training set.
+
+The angle condition (3.3) works as in :func:`nnopt.multilevel.mlsgd.mlsgd`:
+``'per_step'`` checks every step inside the jitted step (:func:`angle_guard`;
+a rejected step and every later step of the level are zero updates) and the
+hook reads the accept flag once per epoch; ``'per_epoch'`` checks at the
+epoch end and restores the epoch's start point. A rejection ends the level's
+loop. With the checks and the gates off the loop reads nothing back from the
+device.
 """
 
 from __future__ import annotations
@@ -26,8 +36,9 @@ import optax
 import optax.tree_utils as otu
 
 from nnopt.losses import Loss
-from nnopt.multilevel.mlsgd import full_gradient
-from nnopt.multilevel.transfer import Transfer
+from nnopt.multilevel.mlsgd import (MLSGDConfig, angle_ok, full_gradient,
+                                    gates_ok)
+from nnopt.multilevel.transfer import Transfer, compose
 from nnopt.train import Hook, Run
 
 
@@ -67,49 +78,162 @@ def mlsgd_direction(regularizer: Callable[[Any], jax.Array] | None = None
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
+class AngleGuardState(NamedTuple):
+  """State of :func:`angle_guard`.
+
+  Attributes:
+    inner: the wrapped transformation's state.
+    ref: the level's start point w0_l.
+    fine_grad: G_L, the fine gradient at the cycle start.
+    active: False once a step was rejected.
+    accepted: accepted steps.
+  """
+
+  inner: Any
+  ref: Any
+  fine_grad: Any
+  active: jax.Array
+  accepted: jax.Array
+
+
+def angle_guard(inner: optax.GradientTransformation,
+                prolong_to_top: Callable[[Any], Any], mu: float
+                ) -> optax.GradientTransformationExtraArgs:
+  """Keeps an update u only if w + u − w0_l satisfies (3.3) on the top level.
+
+  .. math::
+     −⟨G_L, P(w + u − w0_l)⟩ ≥ μ ‖G_L‖ ‖P(w + u − w0_l)‖,
+
+  with P the prolongation to the finest level. A rejected update becomes
+  zero (the inner state is kept) and clears ``active``; while ``active`` is
+  False every update is zero, as in :func:`nnopt.multilevel.mlsgd.mlsgd`.
+  The caller sets ``ref``, ``fine_grad`` and ``active`` in the state.
+
+  References:
+    MLSGD thesis (3.3), spec-mlsgd §1.6.
+  """
+  inner = optax.with_extra_args_support(inner)
+
+  def init_fn(params):
+    return AngleGuardState(
+        inner.init(params), params,
+        otu.tree_zeros_like(prolong_to_top(params)), jnp.ones((), bool),
+        jnp.zeros((), jnp.int32))
+
+  def update_fn(updates, state, params=None, **extra):
+    u, inner_state = inner.update(updates, state.inner, params, **extra)
+    step = otu.tree_sub(optax.apply_updates(params, u), state.ref)
+    ok = state.active & angle_ok(state.fine_grad, prolong_to_top(step), mu)
+    u = jax.tree.map(lambda a: jnp.where(ok, a, jnp.zeros_like(a)), u)
+    inner_state = jax.tree.map(lambda a, b: jnp.where(ok, a, b), inner_state,
+                               state.inner)
+    return u, state._replace(inner=inner_state, active=ok,
+                             accepted=state.accepted + ok.astype(jnp.int32))
+
+  return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
 class MLSGDHook(Hook):
   """V-cycles over ``models`` (coarsest → finest) inside ``Trainer.fit``.
 
   Start the trainer with the finest model. Args:
     models: one flax model per level, coarsest first.
     transfers: ``transfers[l]`` maps level l + 1 to level l.
-    epochs: T_l per level, coarsest first.
+    epochs: T_l per level, coarsest first (a level with 0 epochs is passed
+      through).
     lr: float or function of the global epoch count.
-    loss / dataset: for the full gradients of gradient correction.
+    loss / dataset: for the full gradients of gradient correction, gates and
+      the angle condition.
     variant: ``'none'``, ``'det'``, ``'det_vr'``, ``'stoch'``, ``'stoch_vr'``.
     lam: λ with gradient correction.
     stoch_fraction: q for stochastic correction.
+    coarse_term: ``'full'`` or ``'same_sample'`` (stoch without VR).
     regularizer: params → extra loss added on every level.
     first_cycle_no_gc: the first cycle runs without correction.
+    angle_check / mu: (3.3) ``'off'``, ``'per_step'`` or ``'per_epoch'``.
+    eta / eps: the recursion gates (3.4)/(3.5); None disables.
+    grad_chunk: chunk size of the full-gradient passes.
     n_cycles: stop the run (``run.stop``) on the fine level after this many
       cycles, so that the final evaluation sees the fine model.
+
+  Counters: ``switches`` ((step, level) per level entered), ``level_epochs``,
+  ``rejected`` (levels ended by (3.3)) and ``lowest`` (the coarsest level of
+  each cycle); the metrics get ``mlsgd_level`` and ``mlsgd_rejected``.
   """
 
   def __init__(self, models: Sequence[nn.Module], transfers: Sequence[Transfer],
                epochs: Sequence[int], *, lr: float | Callable[[int], float],
                loss: Loss | None = None, dataset=None, variant: str = "none",
                lam: float = 5.0, stoch_fraction: float = 0.03125,
+               coarse_term: str = "full",
                regularizer: Callable[[Any], jax.Array] | None = None,
-               first_cycle_no_gc: bool = True, seed: int = 0,
-               n_cycles: int | None = None):
+               first_cycle_no_gc: bool = True, angle_check: str = "off",
+               mu: float = 0.0, eta: float | None = None,
+               eps: float | None = None, grad_chunk: int = 1000,
+               seed: int = 0, n_cycles: int | None = None):
     if len(transfers) != len(models) - 1 or len(epochs) != len(models):
       raise ValueError("MLSGDHook needs one transfer less than models and one "
                        "epoch count per level")
-    if variant != "none" and (loss is None or dataset is None):
-      raise ValueError("gradient correction needs loss= and dataset=")
+    if sum(epochs) < 1:
+      raise ValueError("MLSGDHook needs at least one epoch per cycle")
+    # The driver's settings (batch_size: the trainer's; n_cycles 0: no end).
+    self.config = MLSGDConfig(
+        epochs=tuple(epochs), n_cycles=n_cycles or 0, batch_size=0, lr=lr,
+        variant=variant, lam=lam, stoch_fraction=stoch_fraction,
+        coarse_term=coarse_term, first_cycle_no_gc=first_cycle_no_gc,
+        angle_check=angle_check, mu=mu, eta=eta, eps=eps, grad_chunk=grad_chunk)
+    self.config.validate(len(models))
+    self.checks = angle_check != "off" or eta is not None or eps is not None
+    if (variant != "none" or self.checks) and (loss is None or dataset is None):
+      raise ValueError("gradient correction, gates and the angle condition "
+                       "need loss= and dataset=")
     self.models, self.transfers, self.epochs = list(models), list(transfers), list(epochs)
     self.lr = lr if callable(lr) else (lambda _: lr)
     self.loss, self.dataset, self.variant = loss, dataset, variant
     self.lam, self.q, self.first_no_gc = lam, stoch_fraction, first_cycle_no_gc
     self.regularizer, self.seed, self.n_cycles = regularizer, seed, n_cycles
-    self.optimizer = optax.chain(
-        mlsgd_direction(regularizer),
-        optax.inject_hyperparams(optax.sgd)(learning_rate=0.0))
-    self.top = len(models) - 1
+    self.angle_check, self.top = angle_check, len(models) - 1
+    base = optax.chain(mlsgd_direction(regularizer),
+                       optax.inject_hyperparams(optax.sgd)(learning_rate=0.0))
+    up = [compose(*reversed(self.transfers[l:])).prolong
+          for l in range(self.top + 1)]
+    self.optimizers = ([angle_guard(base, p, mu) for p in up]
+                       if angle_check == "per_step" else [base] * (self.top + 1))
+    self._angle_fns = [jax.jit(lambda w, ref, g, p=p: angle_ok(
+        g, p(otu.tree_sub(w, ref)), mu)) for p in up]
+    # The level switches run as a few jitted functions, not op by op.
+    self._restrict_params = [jax.jit(t.restrict_params) for t in self.transfers]
+    self._restrict_grad = [jax.jit(t.restrict_grad) for t in self.transfers]
+    self._go_up = [jax.jit(lambda w, w0, w0_up, t=t: otu.tree_add(
+        w0_up, t.prolong(otu.tree_sub(w, w0)))) for t in self.transfers]
+    self._inits = [jax.jit(o.init) for o in self.optimizers]
+    self._sub, self._zeros = jax.jit(otu.tree_sub), jax.jit(otu.tree_zeros_like)
+    # one loss function per level, so full_gradient compiles once per level
+    self._loss_fns = [self._loss_fn(m) for m in self.models]
     self.level, self.cycle, self.left = self.top, 0, 0
     self.w0: dict[int, Any] = {}
     self.c: dict[int, Any] = {}
+    self.fine_grad, self.zeta, self.epoch_start = None, None, None
     self.switches: list[tuple[int, int]] = []
+    self.level_epochs = [0] * len(models)
+    self.rejected = 0
+    self.lowest: list[int] = []
+
+  @classmethod
+  def from_config(cls, models: Sequence[nn.Module],
+                  transfers: Sequence[Transfer], config: MLSGDConfig, *,
+                  loss: Loss | None = None, dataset=None,
+                  regularizer: Callable[[Any], jax.Array] | None = None,
+                  seed: int = 0) -> "MLSGDHook":
+    """The hook with the settings of the jitted driver's ``config`` (the
+    trainer's batch size replaces ``config.batch_size``)."""
+    c = config
+    return cls(models, transfers, c.epochs, lr=c.lr, loss=loss,
+               dataset=dataset, variant=c.variant, lam=c.lam,
+               stoch_fraction=c.stoch_fraction, coarse_term=c.coarse_term,
+               regularizer=regularizer, first_cycle_no_gc=c.first_cycle_no_gc,
+               angle_check=c.angle_check, mu=c.mu, eta=c.eta, eps=c.eps,
+               grad_chunk=c.grad_chunk, seed=seed, n_cycles=c.n_cycles)
 
   # -- helpers --------------------------------------------------------------
 
@@ -119,77 +243,121 @@ class MLSGDHook(Hook):
       return out + (self.regularizer(params) if self.regularizer else 0.0)
     return loss_fn
 
+  def _full_gradient(self, level: int, params, index=None):
+    ds = self.dataset
+    return full_gradient(self._loss_fns[level], params,
+                         jnp.asarray(ds.x_train), jnp.asarray(ds.y_train),
+                         self.config.grad_chunk, index)
+
+  def _use_gc(self) -> bool:
+    return self.variant != "none" and not (self.first_no_gc and self.cycle == 0)
+
+  def _with_lr(self, opt_state, epoch: int):
+    """``opt_state`` with the step size of global epoch ``epoch``."""
+    guarded = isinstance(opt_state, AngleGuardState)
+    direction, sgd = opt_state.inner if guarded else opt_state
+    sgd = sgd._replace(hyperparams={**sgd.hyperparams, "learning_rate":
+                                    jnp.asarray(self.lr(epoch), jnp.float32)})
+    return opt_state._replace(inner=(direction, sgd)) if guarded else (direction, sgd)
+
   def _enter(self, run: Run, level: int, params) -> None:
-    use_gc = self.variant != "none" and not (self.first_no_gc and self.cycle == 0)
-    vr = self.variant.endswith("_vr")
-    zeros = otu.tree_zeros_like(params)
-    shift, lam = zeros, 0.0
+    self.level, self.left = level, self.epochs[level]
+    if self.left == 0:
+      self._finish_level(run, params)
+      return
+    use_gc, vr = self._use_gc(), self.variant.endswith("_vr")
+    shift, lam = self._zeros(params), 0.0
     if use_gc and vr:
       shift, lam = self.c[level], (self.lam if level < self.top else 0.0)
     elif use_gc and level < self.top:
-      ds = self.dataset
-      g_ref = full_gradient(self._loss_fn(self.models[level]), self.w0[level],
-                            jnp.asarray(ds.x_train), jnp.asarray(ds.y_train), 1000)
-      shift, lam = otu.tree_sub(self.c[level], g_ref), self.lam
-    run.replace(model=self.models[level], params=params,
-                optimizer=self.optimizer)
-    direction_state = MLSGDDirectionState(
-        self.w0[level], shift, jnp.asarray(lam, jnp.float32),
-        jnp.asarray(use_gc and vr))
-    sgd_state = run.state.opt_state[1]
-    sgd_state.hyperparams["learning_rate"] = jnp.asarray(
-        self.lr(run.epoch), jnp.float32)
-    run.replace(opt_state=(direction_state, sgd_state))
-    self.level, self.left = level, self.epochs[level]
+      same = self.variant == "stoch" and self.config.coarse_term == "same_sample"
+      g_ref = self._full_gradient(level, self.w0[level],
+                                  self.zeta if same else None)
+      shift, lam = self._sub(self.c[level], g_ref), self.lam
+    optimizer = self.optimizers[level]
+    direction = MLSGDDirectionState(self.w0[level], shift,
+                                    jnp.asarray(lam, jnp.float32),
+                                    jnp.asarray(use_gc and vr))
+    opt_state = self._inits[level](params)
+    if isinstance(opt_state, AngleGuardState):
+      opt_state = opt_state._replace(inner=(direction, opt_state.inner[1]),
+                                     ref=self.w0[level],
+                                     fine_grad=self.fine_grad)
+    else:
+      opt_state = (direction, opt_state[1])
+    run.replace(model=self.models[level], params=params, optimizer=optimizer,
+                opt_state=self._with_lr(opt_state, run.epoch))
+    self.epoch_start = run.params
     self.switches.append((run.step, level))
     run.log["mlsgd_level"] = level
 
-  def _start_cycle(self, run: Run) -> None:
-    params = run.params
+  def _finish_level(self, run: Run, params) -> None:
+    """Goes up one level from ``params`` (the level's end point), or ends
+    the cycle on the top level."""
+    if self.level < self.top:
+      up = self.level + 1
+      self._enter(run, up, self._go_up[self.level](
+          params, self.w0[self.level], self.w0[up]))
+      return
+    self.cycle += 1
+    if self.n_cycles is not None and self.cycle >= self.n_cycles:
+      if run.model is not self.models[self.top] or params is not run.params:
+        run.replace(model=self.models[self.top], params=params,
+                    optimizer=self.optimizers[self.top])
+      run.stop = True
+      return
+    self._start_cycle(run, params)
+
+  def _start_cycle(self, run: Run, params) -> None:
     self.w0 = {self.top: params}
-    use_gc = self.variant != "none" and not (self.first_no_gc and self.cycle == 0)
-    G = None
-    if use_gc:
-      ds = self.dataset
-      x, y = jnp.asarray(ds.x_train), jnp.asarray(ds.y_train)
-      index = None
-      if self.variant.startswith("stoch"):
-        key = jax.random.key(self.seed + self.cycle)
-        m = max(1, int(round(self.q * len(x))))
-        index = jax.device_get(jax.random.choice(key, len(x), (m,), replace=False))
-      G = full_gradient(self._loss_fn(self.models[self.top]), params, x, y,
-                        1000, index)
-    self.c = {self.top: G}
-    for l in range(self.top, 0, -1):
-      self.w0[l - 1] = self.transfers[l - 1].restrict_params(self.w0[l])
-      self.c[l - 1] = (None if G is None else
-                       self.transfers[l - 1].restrict_grad(self.c[l]))
-    self._enter(run, 0, self.w0[0])
+    use_gc, G, self.zeta = self._use_gc(), None, None
+    if use_gc and self.variant.startswith("stoch"):
+      key = jax.random.key(self.seed + self.cycle)
+      n = len(self.dataset.x_train)
+      m = max(1, int(round(self.q * n)))
+      self.zeta = jax.device_get(jax.random.choice(key, n, (m,), replace=False))
+      G = self._full_gradient(self.top, params, self.zeta)
+    elif use_gc or self.checks:
+      G = self._full_gradient(self.top, params)
+    self.c, self.fine_grad = {self.top: G}, G
+    lowest = self.top
+    while lowest > 0:
+      l = lowest
+      restricted = None if G is None else self._restrict_grad[l - 1](self.c[l])
+      if G is not None and not gates_ok(self.c[l], restricted, self.config.eta,
+                                        self.config.eps):
+        break
+      self.w0[l - 1] = self._restrict_params[l - 1](self.w0[l])
+      self.c[l - 1] = restricted
+      lowest -= 1
+    self.lowest.append(lowest)
+    self._enter(run, lowest, self.w0[lowest])
 
   # -- Hook API -------------------------------------------------------------
 
   def on_start(self, run: Run) -> None:
-    self._start_cycle(run)
+    self._start_cycle(run, run.params)
 
   def on_epoch_end(self, run: Run) -> None:
+    level = self.level
     self.left -= 1
-    if self.left > 0:
-      _, sgd_state = run.state.opt_state
-      sgd_state.hyperparams["learning_rate"] = jnp.asarray(
-          self.lr(run.epoch), jnp.float32)
-      run.replace(opt_state=(run.state.opt_state[0], sgd_state))
+    self.level_epochs[level] += 1
+    active = True
+    if self.angle_check == "per_step":
+      active = bool(jax.device_get(run.state.opt_state.active))
+    elif self.angle_check == "per_epoch":
+      active = bool(self._angle_fns[level](run.params, self.w0[level],
+                                           self.fine_grad))
+      if not active:
+        run.replace(params=self.epoch_start)
+    if not active:
+      self.rejected += 1
+      run.log["mlsgd_rejected"] = self.rejected
+    if active and self.left > 0:
+      run.replace(opt_state=self._with_lr(run.state.opt_state, run.epoch))
+      self.epoch_start = run.params
       return
-    if self.level < self.top:
-      step = otu.tree_sub(run.params, self.w0[self.level])
-      up = self.level + 1
-      self._enter(run, up, otu.tree_add(
-          self.w0[up], self.transfers[self.level].prolong(step)))
-      return
-    self.cycle += 1
-    if self.n_cycles is not None and self.cycle >= self.n_cycles:
-      run.stop = True
-      return
-    self._start_cycle(run)
+    self._finish_level(run, run.params)
 
   def state_dict(self) -> dict[str, Any]:
     return {"cycle": self.cycle}

@@ -113,7 +113,13 @@ def angle_ok(fine_grad: PyTree, delta: PyTree, mu: float) -> jax.Array:
 
 def gates_ok(c: PyTree, restricted_c: PyTree, eta: float | None,
              eps: float | None) -> bool:
-  """(3.4) ‖Pᵀc‖ ≥ η‖c‖ and (3.5) ‖Pᵀc‖ ≥ ϵ (Euclidean, h ≡ 1)."""
+  """(3.4) ‖Pᵀc‖ ≥ η‖c‖ and (3.5) ‖Pᵀc‖ ≥ ϵ (Euclidean, h ≡ 1).
+
+  With both gates off (None) it returns True without reading any number back
+  from the device.
+  """
+  if eta is None and eps is None:
+    return True
   coarse = float(otu.tree_norm(restricted_c))
   ok = True
   if eta is not None:
@@ -212,7 +218,9 @@ class MLSGDResult(NamedTuple):
 def mlsgd(problems: Sequence[LevelProblem], transfers: Sequence[Transfer],
           params: PyTree, cfg: MLSGDConfig, seed: int = 0, *,
           evaluate: Callable[[PyTree], dict[str, float]] | None = None,
-          time_limit: float | None = None) -> MLSGDResult:
+          time_limit: float | None = None,
+          permutation: Callable[[int], np.ndarray] | None = None
+          ) -> MLSGDResult:
   """Runs ``cfg.n_cycles`` MLSGD V-cycles (spec-mlsgd §1.6).
 
   Args:
@@ -223,6 +231,9 @@ def mlsgd(problems: Sequence[LevelProblem], transfers: Sequence[Transfer],
     seed: data order and stochastic-GC samples.
     evaluate: fine params → metrics, called after every fine-level epoch.
     time_limit: stop after this many seconds (checked per epoch).
+    permutation: global epoch index → the order of that epoch's examples
+      (default: draws from ``seed``); e.g. ``EpochSampler(n, b,
+      seed=s).permutation`` replays the data order of the engine's loop.
   """
   L = len(problems) - 1
   cfg.validate(len(problems))
@@ -299,7 +310,8 @@ def mlsgd(problems: Sequence[LevelProblem], transfers: Sequence[Transfer],
         if not bool(active):
           break
         t_start = time.perf_counter()
-        perm = jnp.asarray(rng.permutation(len(prob.x)))
+        perm = jnp.asarray(rng.permutation(len(prob.x)) if permutation is None
+                           else permutation(global_epoch))
         w, active, count = fn(w, w0[l], shift, lam, fine_grad,
                               jnp.asarray(lr_of(global_epoch), jnp.float32),
                               perm, prob.x, prob.y, active)

@@ -18,11 +18,12 @@ def test_configs_validate(name):
       C.validate(C.resolve(config, variant, quick=quick))
 
 
-def test_quick_depth_config_runs_the_hook():
+def test_quick_depth_config_runs_the_hook(numpy_params):
   _, config = C.load_config_file(REPO / "configs" / "mlsgd_depth.py")
   experiment = C.build(C.resolve(config, "mlsgd_const", quick=True))
   hook = experiment.hooks[0]
-  trainer = experiment.trainer(progress=False)
+  params = numpy_params(experiment.model, experiment.dataset.x_train[:1])
+  trainer = experiment.trainer(progress=False, params=params, model_state={})
   run = trainer.fit()
   assert [lvl for _, lvl in hook.switches] == [0, 1, 2]
   assert run.model == experiment.model

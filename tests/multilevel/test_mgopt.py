@@ -70,33 +70,37 @@ def test_galerkin_lemmas_3_2_and_3_3():
                              atol=1e-10)
 
 
-def test_first_order_coherence_on_odenet_depth_hierarchy():
+def test_first_order_coherence_on_odenet_depth_hierarchy(numpy_params):
   """∇h(θ̄ᵏ) = R_g∇f(θᵏ) to 1e-5 relative; one GD step gives −ᾱ P R_g ∇f."""
-  x = jax.random.normal(jax.random.key(0), (6, 8, 8, 3))
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(6, 8, 8, 3)))
   y = jnp.arange(6) % 10
   fine_m = ODEResNet(channels=(3, 3, 4), layers_per_block=4, h=0.5, connect_norm="tv")
   coarse_m = ODEResNet(channels=(3, 3, 4), layers_per_block=2, h=1.0, connect_norm="tv")
-  fine = fine_m.init(jax.random.key(1), x)["params"]
+  fine = numpy_params(fine_m, x, seed=1)
   loss = lambda m: lambda p: optax.softmax_cross_entropy_with_integer_labels(  # noqa: E731
       m.apply({"params": p}, x), y).mean()
   t = depth_transfer("constant")
-  g = jax.grad(loss(fine_m))(fine)
-  ref = t.restrict_params(fine)
-  h = cgc_objective(loss(coarse_m), t.restrict_grad(g), ref, lam=3.0)
-  got = jax.grad(h)(ref)
-  want = t.restrict_grad(g)
-  # independent oracle: Pᵀ∇f as the gradient of θ̄ ↦ f(θ + P(θ̄ − Rθ))
-  galerkin = jax.grad(lambda tc: loss(fine_m)(jax.tree.map(
-      lambda a, b: a + b, fine, t.prolong(jax.tree.map(jnp.subtract, tc, ref)))))(ref)
+
+  @jax.jit
+  def coherence(fine):
+    g = jax.grad(loss(fine_m))(fine)
+    ref = t.restrict_params(fine)
+    h = cgc_objective(loss(coarse_m), t.restrict_grad(g), ref, lam=3.0)
+    # independent oracle: Pᵀ∇f as the gradient of θ̄ ↦ f(θ + P(θ̄ − Rθ))
+    galerkin = jax.grad(lambda tc: loss(fine_m)(jax.tree.map(
+        lambda a, b: a + b, fine, t.prolong(jax.tree.map(jnp.subtract, tc, ref)))))(ref)
+    # one coarse GD step: e = −ᾱ P R_g ∇f
+    grad_h = cgc_gradient(lambda p, s: jax.grad(loss(coarse_m))(p),
+                          lambda p, s: jax.grad(loss(fine_m))(p), t, fine,
+                          mode="exact")
+    new, info = coarse_grid_correction(
+        fine, g, t, grad_h, jnp.zeros(1), coarse_optimizer=optax.sgd(0.1))
+    return jax.grad(h)(ref), t.restrict_grad(g), galerkin, new, info
+
+  got, want, galerkin, new, info = coherence(fine)
   flat = lambda tree: jnp.concatenate([v.ravel() for v in jax.tree.leaves(tree)])  # noqa: E731
   assert jnp.linalg.norm(flat(got) - flat(want)) <= 1e-5 * jnp.linalg.norm(flat(want))
   assert jnp.linalg.norm(flat(galerkin) - flat(want)) <= 1e-5 * jnp.linalg.norm(flat(want))
-  # one coarse GD step: e = −ᾱ P R_g ∇f
-  grad_h = cgc_gradient(lambda p, s: jax.grad(loss(coarse_m))(p),
-                        lambda p, s: jax.grad(loss(fine_m))(p), t, fine,
-                        mode="exact")
-  new, info = coarse_grid_correction(
-      fine, g, t, grad_h, jnp.zeros(1), coarse_optimizer=optax.sgd(0.1))
   e = jax.tree.map(jnp.subtract, new, fine)
   want_e = jax.tree.map(lambda v: -0.1 * v, t.prolong(want))
   assert jnp.linalg.norm(flat(e) - flat(want_e)) <= 1e-5 * jnp.linalg.norm(flat(want_e))
@@ -248,8 +252,9 @@ def test_transform_one_coarse_step_is_coherent_and_wraps_adam():
       rule="backtracking", coarse_loss=coarse.value), optax.scale(1.0))
   state = opt.init(quad.b)
   p = quad.b
+  step = jax.jit(lambda p, s: opt.update(quad.grad(p), s, p, value_fn=quad.value))
   for _ in range(20):
-    u, state = opt.update(quad.grad(p), state, p, value_fn=quad.value)
+    u, state = step(p, state)
     p = p + u
   assert int(state[0].num_cgc) >= 1
   assert quad.value(p) < quad.value(quad.b)

@@ -27,19 +27,25 @@ def test_odenet_parameter_counts(kwargs, count):
   assert count_params(shapes) == count
 
 
-def test_odenet_residual_layer_matches_explicit_formula():
+def test_odenet_residual_layer_matches_explicit_formula(numpy_params):
   """x − h Kᵀσ(N(Kx)) with Kᵀ from jax.vjp (independent of linear_transpose)."""
   model = ODEResNet(channels=(3, 3, 3), layers_per_block=1, h=0.7, connect_norm="tv")
-  x = jax.random.normal(jax.random.key(0), (2, 4, 4, 3))
-  params = model.init(jax.random.key(1), x)["params"]
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 4, 4, 3)), jnp.float32)
+  params = numpy_params(model, x, seed=1)
   from nnopt.models.odenet import SymmetricResidualStack, same_conv, tv_normalize
   block = params["block_0"]
-  got = SymmetricResidualStack(1, 0.7).apply({"params": block}, x)
-  K = block["kernel"][0]
-  z = jax.nn.relu(tv_normalize(same_conv(x, K), 1e-3) * block["scale"][0]
-                  + block["shift"][0])
-  _, vjp = jax.vjp(lambda u: same_conv(u, K), x)
-  np.testing.assert_allclose(got, x - 0.7 * vjp(z)[0], atol=1e-5)
+
+  @jax.jit
+  def both(block, x):
+    got = SymmetricResidualStack(1, 0.7).apply({"params": block}, x)
+    K = block["kernel"][0]
+    z = jax.nn.relu(tv_normalize(same_conv(x, K), 1e-3) * block["scale"][0]
+                    + block["shift"][0])
+    _, vjp = jax.vjp(lambda u: same_conv(u, K), x)
+    return got, x - 0.7 * vjp(z)[0]
+
+  got, want = both(block, x)
+  np.testing.assert_allclose(got, want, atol=1e-5)
 
 
 def linear_problem(n=64, d=6, seed=0):
@@ -129,7 +135,7 @@ def test_angle_check_and_gates():
 
 
 @pytest.mark.parametrize("variant", ["stoch", "stoch_vr"])
-def test_stochastic_variants_run_on_depth_hierarchy(variant):
+def test_stochastic_variants_run_on_depth_hierarchy(variant, numpy_params):
   x = np.random.default_rng(0).normal(size=(32, 8, 8, 3)).astype(np.float32)
   y = np.arange(32) % 10
   models = [ODEResNet(channels=(2, 2, 2), layers_per_block=n, h=2 / n,
@@ -141,7 +147,7 @@ def test_stochastic_variants_run_on_depth_hierarchy(variant):
       return jnp.sum(w * ce) / jnp.sum(w)
     return LevelProblem(loss, x, y)
 
-  p0 = models[1].init(jax.random.key(0), x[:1])["params"]
+  p0 = numpy_params(models[1], x[:1])
   cfg = MLSGDConfig(epochs=(1, 1), n_cycles=2, batch_size=16, lr=0.05,
                     variant=variant, stoch_fraction=0.25)
   out = mlsgd([make(m) for m in models], [depth_transfer()], p0, cfg)
@@ -191,7 +197,7 @@ def test_readme_two_level_loop():
   assert losses[-1] < 0.05 * losses[0]
 
 
-def test_mlsgd_hook_switches_levels_in_engine():
+def test_mlsgd_hook_switches_levels_in_engine(numpy_params):
   from nnopt.data import Dataset
   from nnopt.losses import softmax_cross_entropy
   from nnopt.multilevel import MLSGDHook
@@ -206,7 +212,8 @@ def test_mlsgd_hook_switches_levels_in_engine():
                    loss=softmax_cross_entropy, dataset=ds, variant="det",
                    n_cycles=2)
   trainer = Trainer(models[1], softmax_cross_entropy, optax.sgd(0.1), ds,
-                    batch_size=32, num_epochs=100, hooks=[hook], progress=False)
+                    batch_size=32, num_epochs=100, hooks=[hook], progress=False,
+                    params=numpy_params(models[1], x[:1]), model_state={})
   run = trainer.fit()
   # cycles of (2 coarse, 1 fine) epochs, 2 steps each
   assert [lvl for _, lvl in hook.switches] == [0, 1, 0, 1]

@@ -77,10 +77,10 @@ def test_matrix_transfer_and_pinv():
 
 
 def stacked_tree(n, key=0):
-  k = jax.random.split(jax.random.key(key), 3)
-  return {"block_0": {"kernel": jax.random.normal(k[0], (n, 3, 3, 2, 2)),
-                      "scale": jax.random.normal(k[1], (n, 2))},
-          "fc": {"kernel": jax.random.normal(k[2], (5, 3))}}
+  rng = np.random.default_rng(key)
+  normal = lambda *shape: jnp.asarray(rng.normal(size=shape), jnp.float32)  # noqa: E731
+  return {"block_0": {"kernel": normal(n, 3, 3, 2, 2), "scale": normal(n, 2)},
+          "fc": {"kernel": normal(5, 3)}}
 
 
 @pytest.mark.parametrize("kind,n_coarse", [("constant", 3), ("linear", 3),
@@ -187,27 +187,32 @@ def test_kernel_basis_roundtrip_and_exact_valid_correspondence():
                              coarse[0, 1 - p::2, 1 - q::2, 0][:4, :4], atol=1e-3)
 
 
-def test_resolution_transfer_on_odenet():
+def test_resolution_transfer_on_odenet(numpy_params):
   x = jnp.zeros((1, 16, 16, 3))
   fine_model = ODEResNet(channels=(4, 4, 6), layers_per_block=2,
                          res_param="mlsgd_basis")
   coarse_model = ODEResNet(channels=(4, 4, 6), layers_per_block=2,
                            res_kernel=2, input_pool=1)
-  fine = fine_model.init(jax.random.key(0), x)["params"]
-  coarse = coarse_model.init(jax.random.key(1), x)["params"]
+  fine = numpy_params(fine_model, x, seed=0)
+  coarse = numpy_params(coarse_model, x, seed=1)
   t = resolution_transfer(fc_channels=6)
   check_transfer(t, fine, coarse)
-  assert tree_allclose(t.restrict_params(t.prolong(coarse)), coarse)
-  assert tree_allclose(t.restrict_grad(fine), prolong_transpose(t, coarse)(fine))
+
+  @jax.jit
+  def maps(fine, coarse):
+    return (t.restrict_params(t.prolong(coarse)), t.restrict_grad(fine),
+            prolong_transpose(t, coarse)(fine), t.restrict_params(fine),
+            t.restrict_inputs(jnp.ones((1, 4, 4, 3))))
+
+  rp, rg, pt, rf, ri = maps(fine, coarse)
+  assert tree_allclose(rp, coarse)
+  assert tree_allclose(rg, pt)
   # the fc kernel restriction is 2x2 pooling of each (class, channel) image
   W = np.asarray(fine["fc"]["kernel"]).reshape(4, 4, 6, 10)
   expect = W.reshape(2, 2, 2, 2, 6, 10).mean((1, 3)).reshape(-1, 10)
-  np.testing.assert_allclose(t.restrict_params(fine)["fc"]["kernel"], expect,
-                             atol=1e-6)
-  np.testing.assert_allclose(t.restrict_inputs(jnp.ones((1, 4, 4, 3))),
-                             jnp.ones((1, 2, 2, 3)))
-  standard = ODEResNet(channels=(4, 4, 6), layers_per_block=2).init(
-      jax.random.key(0), x)["params"]
+  np.testing.assert_allclose(rf["fc"]["kernel"], expect, atol=1e-6)
+  np.testing.assert_allclose(ri, jnp.ones((1, 2, 2, 3)))
+  standard = numpy_params(ODEResNet(channels=(4, 4, 6), layers_per_block=2), x)
   with pytest.raises(TransferError, match="mlsgd_basis"):
     t.restrict_params(standard)
 
