@@ -7,12 +7,14 @@ The optimizer is any optax transformation; it is called as
 .. code-block:: python
 
     optimizer.update(grads, opt_state, params, stats=..., value=loss,
-                     grad=grads, value_fn=..., weights=..., rng=...)
+                     grad=grads, value_fn=..., weights=..., rng=...,
+                     batch={'x': ..., 'y': ..., 'weights': ...})
 
 so that transforms which need more than the gradient (layer statistics from
 :func:`nnopt.capture.capture`, the batch loss, a loss oracle for line
-searches, the padding mask) take them as keyword extra args; transforms that
-do not know an extra arg ignore it, as optax does.
+searches, the padding mask, the batch itself for transforms that evaluate
+another model on it, such as a coarse level) take them as keyword extra
+args; transforms that do not know an extra arg ignore it, as optax does.
 """
 
 from __future__ import annotations
@@ -119,7 +121,7 @@ def make_train_step(model: nn.Module, loss: Loss,
     updates, opt_state = optimizer.update(
         captured.grads, state.opt_state, state.params, stats=captured.stats,
         value=captured.loss, grad=captured.grads, value_fn=value_fn,
-        weights=weights, rng=opt_rng)
+        weights=weights, rng=opt_rng, batch=batch)
     params = optax.apply_updates(state.params, updates)
     finite = jnp.isfinite(captured.loss)
     nonfinite_step = jnp.where((state.nonfinite_step < 0) & ~finite,

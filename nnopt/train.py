@@ -32,7 +32,7 @@ from nnopt import parallel
 from nnopt.checkpoint import Checkpointer
 from nnopt.data import EpochSampler
 from nnopt.losses import Loss
-from nnopt.models.apply import init_variables
+from nnopt.models.apply import init_variables, initial_model_state
 from nnopt.step import (CaptureSpec, TrainState, accumulating,
                         init_train_state, make_eval_step, make_train_step,
                         metric_names)
@@ -280,11 +280,12 @@ class Trainer:
   def _initial_run(self) -> Run:
     x = self.dataset.x_train
     params, model_state = self.initial_params, self.initial_model_state
-    if params is None or model_state is None:
-      init_p, init_s = init_variables(self.model, jax.random.key(self.seed),
-                                      x[:1])
-      params = init_p if params is None else params
-      model_state = init_s if model_state is None else model_state
+    key = jax.random.key(self.seed)
+    if params is None:
+      params, init_state = init_variables(self.model, key, x[:1])
+      model_state = init_state if model_state is None else model_state
+    elif model_state is None:
+      model_state = initial_model_state(self.model, key, x[:1])
     state = parallel.replicate(
         init_train_state(params, self.optimizer, self.seed, model_state),
         self.mesh)

@@ -84,6 +84,16 @@ def test_batch_norm_training_matches_flax_loop_and_eval_uses_averages():
   assert abs(float(CE(batch_logits, data.y_test)) - want) > 1e-4
 
 
+def test_given_params_get_the_models_batch_norm_state():
+  params = WRN.init(jax.random.key(7), jnp.zeros((1, 8, 8, 1)))["params"]
+  trainer = _wrn_trainer(parallel.data_mesh(jax.devices()[:1]), num_steps=1,
+                         params=params)
+  run = trainer._initial_run()  # pylint: disable=protected-access
+  stats = run.state.model_state["batch_stats"]["bn_out"]
+  np.testing.assert_array_equal(stats["var"], np.ones(64))
+  assert run.params is not None and trainer.fit().step == 1
+
+
 def test_batch_norm_eight_devices_match_one_device():
   assert jax.device_count() == 8
   runs = [_wrn_trainer(mesh, batch_size=16, num_steps=3).fit()
@@ -162,11 +172,15 @@ def test_step_value_fn_sees_the_steps_dropout_masks():
 
   def probe():
     def init(p):
-      return jnp.zeros(())
+      return jnp.zeros(()), jnp.zeros(())
 
-    def update(updates, s, params=None, *, value=None, value_fn=None, **kw):
+    def update(updates, s, params=None, *, value=None, value_fn=None,
+               batch=None, **kw):
       del s, kw
-      return jax.tree.map(jnp.zeros_like, updates), value_fn(params) - value
+      # The batch extra arg is the step's batch.
+      batch_error = jnp.max(jnp.abs(batch["x"] - x))
+      return (jax.tree.map(jnp.zeros_like, updates),
+              (value_fn(params) - value, batch_error))
 
     return optax.GradientTransformationExtraArgs(init, update)
 
@@ -174,7 +188,8 @@ def test_step_value_fn_sees_the_steps_dropout_masks():
   train_state = init_train_state(params, probe(), 3, state)
   batch = {"x": x, "y": y, "weights": jnp.ones(x.shape[0])}
   new_state, metrics = step(train_state, batch)
-  assert float(new_state.opt_state) == 0.0
+  assert float(new_state.opt_state[0]) == 0.0
+  assert float(new_state.opt_state[1]) == 0.0
   # Different steps draw different masks.
   _, metrics2 = step(new_state, batch)
   assert abs(float(metrics["loss"]) - float(metrics2["loss"])) > 1e-5

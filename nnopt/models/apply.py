@@ -64,6 +64,19 @@ def init_variables(model: nn.Module, rng: Array, example_input: Array
   return params, state
 
 
+def initial_model_state(model: nn.Module, rng: Array, example_input: Array
+                        ) -> dict[str, Any]:
+  """Only the non-parameter collections of a fresh model (``{}`` for most).
+
+  The abstract trace is free; the model is initialized for real only when it
+  has such collections.
+  """
+  shapes = jax.eval_shape(lambda: init_variables(model, rng, example_input))
+  if not shapes[1]:
+    return {}
+  return init_variables(model, rng, example_input)[1]
+
+
 def apply_model(model: nn.Module, params: Any, inputs: Array, *,
                 model_state: dict[str, Any] | None = None,
                 train: bool = False, rng: Array | None = None,
@@ -115,4 +128,4 @@ def apply_model(model: nn.Module, params: Any, inputs: Array, *,
   return outputs, new_state, {k: updated[k] for k in mutable if k in updated}
 
 
-__all__ = ["apply_model", "init_variables", "takes_train_flag"]
+__all__ = ["apply_model", "init_variables", "initial_model_state", "takes_train_flag"]
