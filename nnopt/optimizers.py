@@ -63,7 +63,10 @@ def register_optimizer(name: str, factory: Factory, *,
   Args:
     name: registry name.
     factory: ``factory(learning_rate, **options) -> GradientTransformation``;
-      its first parameter must be ``learning_rate``.
+      its first parameter must be ``learning_rate``. If it has a parameter
+      named ``experiment``, :func:`nnopt.config.build` passes the
+      :class:`Experiment` being built (its config, model and loss; e.g. for
+      a transform that evaluates a coarse model on the batch).
     overwrite: allow replacing an existing entry.
 
   Raises:

@@ -120,11 +120,17 @@ def build(config: Any, *, variant: str | None = None, quick: bool = False,
   except (ValueError, TypeError) as e:
     raise ConfigError(f"model: {e}") from None
   loss = get_loss(resolved["loss"])
+  # Filled in as it is built; optimizer factories with an ``experiment``
+  # parameter (e.g. 'mgopt', for the run's model and loss) see the config,
+  # model and loss, not yet the dataset, optimizer or hooks.
+  experiment = Experiment(resolved, None, model, loss, None, [], None, {})
   opt = resolved["optimizer"]
+  options = dict(opt["options"])
   try:
+    if _wants_experiment(optimizers_lib.get_optimizer(opt["name"])):
+      options["experiment"] = experiment
     optimizer = optimizers_lib.make_optimizer(opt["name"],
-                                              opt["learning_rate"],
-                                              **opt["options"])
+                                              opt["learning_rate"], **options)
   except (ValueError, TypeError) as e:
     raise ConfigError(f"optimizer: {e}") from None
   if dataset is None:
@@ -150,8 +156,8 @@ def build(config: Any, *, variant: str | None = None, quick: bool = False,
       eval_every=train["eval_every"], eval_train=train["eval_train"],
       eval_batch_size=train["eval_batch_size"], log_every=train["log_every"],
       checkpoint_every=train["checkpoint_every"])
-  experiment = Experiment(resolved, dataset, model, loss, optimizer, [],
-                          augment, trainer_kwargs)
+  experiment.dataset, experiment.optimizer = dataset, optimizer
+  experiment.augment, experiment.trainer_kwargs = augment, trainer_kwargs
   for spec in resolved["hooks"]:
     factory = get_hook(spec["name"])
     options = dict(spec.get("options") or {})

@@ -8,7 +8,9 @@
 * MG/Opt (Kreis ch. 2.4/3): :func:`cgc_objective`, :func:`cgc_gradient`,
   :func:`gate`, :func:`coarse_grid_correction` (pure) and
   :func:`coarse_grid_correction_transform` (optax), :func:`galerkin_quadratic`,
-  :func:`algorithm4`, :func:`algorithm5`, :func:`two_level`, :func:`vcycle`.
+  :func:`algorithm4`, :func:`algorithm5`, :func:`two_level`, :func:`vcycle`;
+  coarse networks :func:`depth_coarse_model` (half the residual layers, step
+  2h) and :func:`network_coarse_loss` (its loss on a batch).
 * MLSGD (MLSGD thesis): :func:`mlsgd`, :class:`MLSGDConfig`,
   :class:`LevelProblem`, :class:`MLSGDHook` for the engine (with
   :func:`angle_guard` for the per-step angle condition).
@@ -19,6 +21,8 @@
 from nnopt.multilevel.cgc import (CGCInfo, apply_correction, cgc_gradient,
                                   cgc_objective, cgc_shift, coarse_grid_correction,
                                   coarse_solve, gate)
+from nnopt.multilevel.coarse_network import (batch_loss, depth_coarse_model,
+                                             network_coarse_loss)
 from nnopt.multilevel.hook import (AngleGuardState, MLSGDHook, angle_guard,
                                    mlsgd_direction)
 from nnopt.multilevel.mgopt import (History, Quadratic, algorithm4, algorithm5,

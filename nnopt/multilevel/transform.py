@@ -19,7 +19,11 @@ The coarse objective f_H comes from, in this order:
 1. the extra arg ``coarse_value_fn`` (a closure θ̄ → coarse loss on the
    current batch; a plain JAX loop passes it to ``update``),
 2. the constructor's ``coarse_loss`` (θ̄ → loss, e.g. a fixed data set),
-3. the engine's ``value_fn`` (θ → fine loss on the current batch) through
+3. the constructor's ``coarse_batch_loss`` ((θ̄, batch) → loss, e.g. a coarse
+   network's loss, :mod:`nnopt.multilevel.coarse_network`) on the extra arg
+   ``batch`` (nnopt's engine passes ``{'x', 'y', 'weights'}``; without it the
+   update raises),
+4. the engine's ``value_fn`` (θ → fine loss on the current batch) through
    f_H(θ̄) = f(θ + P_p(θ̄ − R_pθ)), the ideal (Galerkin) coarse model, which is
    exact but costs fine evaluations.
 
@@ -31,7 +35,7 @@ Remark 3.5. All inner steps see the same batch.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -75,6 +79,8 @@ def coarse_grid_correction(
     alpha_cgc: float = 1.0, rule: str = "fixed", gate_mode: str = "none",
     kappa: float = 0.25, kappa2: float = 0.0,
     coarse_loss: Callable[[PyTree], jax.Array] | None = None,
+    coarse_batch_loss: Callable[[PyTree, Mapping[str, jax.Array]], jax.Array]
+    | None = None,
 ) -> optax.GradientTransformationExtraArgs:
   """MG/Opt with any fine and coarse optax optimizers (see module doc).
 
@@ -91,10 +97,13 @@ def coarse_grid_correction(
     rule: ``'fixed'``, ``'accept_if_descent'`` or ``'backtracking'``.
     gate_mode / kappa / kappa2: the κ-gate (:func:`nnopt.multilevel.cgc.gate`).
     coarse_loss: optional fixed coarse objective θ̄ → f_H(θ̄).
+    coarse_batch_loss: optional ``(θ̄, batch) -> f_H(θ̄)`` on the ``batch``
+      extra arg of each update.
 
   Returns:
     An ``optax.GradientTransformationExtraArgs`` whose ``update`` accepts
-    ``value_fn``, ``coarse_value_fn`` and ``grad`` (others go to ``fine``).
+    ``value_fn``, ``coarse_value_fn``, ``batch`` and ``grad`` (others, and
+    ``batch``, also go to ``fine``).
   """
   if rule not in STEP_RULES:
     raise ValueError(f"cgc step rule must be one of {STEP_RULES}, got {rule!r}")
@@ -108,11 +117,19 @@ def coarse_grid_correction(
         jnp.zeros((), jnp.int32), fine.init(params), jnp.zeros((), bool),
         jnp.zeros((), jnp.int32), _empty_info())
 
-  def coarse_objective(params, value_fn, coarse_value_fn):
+  def coarse_objective(params, value_fn, coarse_value_fn, batch):
     if coarse_value_fn is not None:
       return coarse_value_fn
     if coarse_loss is not None:
       return coarse_loss
+    if coarse_batch_loss is not None:
+      if batch is None:
+        raise ValueError(
+            "coarse_grid_correction with a coarse_batch_loss (e.g. mgopt's "
+            "coarse_objective='network') needs the batch: call update(..., "
+            "batch={'x': ..., 'y': ..., 'weights': ...}) as nnopt's engine "
+            "does, or pass coarse_value_fn=")
+      return lambda theta_c: coarse_batch_loss(theta_c, batch)
     if value_fn is not None:
       ref = transfer.restrict_params(params)
 
@@ -126,11 +143,13 @@ def coarse_grid_correction(
         "constructor")
 
   def update_fn(updates, state, params=None, *, value_fn=None,
-                coarse_value_fn=None, grad=None, **extra):
+                coarse_value_fn=None, grad=None, batch=None, **extra):
     if params is None:
       raise ValueError("coarse_grid_correction needs params")
     g = updates if grad is None else grad
-    f_H = coarse_objective(params, value_fn, coarse_value_fn)
+    f_H = coarse_objective(params, value_fn, coarse_value_fn, batch)
+    if batch is not None:
+      extra["batch"] = batch
     passed, ratio = gate(g, transfer, gate_mode, kappa, kappa2)
     due = ((state.count % every) == every - 1) & ~state.prev_cgc & passed
 
