@@ -27,9 +27,18 @@ Usage with the engine (the optimizer must record the variance, see
                       num_steps=1000, capture=CaptureSpec(stats=True),
                       buckets=hook.buckets(num_devices=8), hooks=[hook])
 
-Each step costs one device→host transfer (f and tr Σ̂) for the host-side
-decision; the step compiles once per bucket. With data parallelism the
-statistics are those of the global batch.
+Each step costs one device→host read of two scalars (f and tr Σ̂) for the
+host-side decision; the step compiles once per bucket. With data
+parallelism the statistics are those of the global batch.
+
+By default (``lag=0``, Algorithm 1) the size of step k+1 is decided from step
+k's statistics, so the host waits for step k to finish before it can prepare
+and dispatch step k+1, and the device idles meanwhile. With ``lag=1`` the
+size of step k+1 is decided from step k−1's statistics, which are ready while
+step k still runs: the read overlaps with computation and the loop keeps the
+device busy. This is a one-step delay of the rule (not the thesis'
+behaviour): the EMAs see the same sequence of statistics, one step later;
+the first step after the start (or a resume) keeps the current size.
 """
 
 from __future__ import annotations
@@ -38,7 +47,6 @@ import math
 from typing import Any, NamedTuple
 
 import jax
-import numpy as np
 
 from nnopt.data import default_buckets
 from nnopt.train import Hook
@@ -105,13 +113,17 @@ class _BatchRuleHook(Hook):
 
   prefix = "cabs"
 
-  def __init__(self, *, mu: float, m_min: int, m_max: int):
+  def __init__(self, *, mu: float, m_min: int, m_max: int, lag: int = 0):
     check_beta(mu, "mu")
     if not 2 <= int(m_min) <= int(m_max):
       raise CABSError(f"need 2 <= m_min <= m_max (a variance needs 2 "
                       f"examples), got m_min={m_min}, m_max={m_max}")
+    if lag not in (0, 1):
+      raise CABSError(f"lag must be 0 (Algorithm 1) or 1, got {lag!r}")
     self.mu, self.m_min, self.m_max = float(mu), int(m_min), int(m_max)
+    self.lag = int(lag)
     self.state = BatchRuleState(batch_size=self.m_min)
+    self._pending = None  # lag=1: the last step's statistics, on device
 
   def buckets(self, num_devices: int | None = None, max_sizes: int = 8):
     """Batch-size buckets from ``m_min`` to ``m_max`` (one compile each)."""
@@ -126,9 +138,14 @@ class _BatchRuleHook(Hook):
     return limit
 
   def on_start(self, run) -> None:
+    self._pending = None
     run.sampler.set_batch_size(min(self.state.batch_size, self._limit(run)))
 
-  def _update(self, stats, loss: float) -> BatchRuleState:
+  def _inputs(self, recorded, metrics) -> dict[str, Any]:
+    """The device scalars the rule reads (few: each costs a transfer)."""
+    raise NotImplementedError
+
+  def _update(self, values: dict[str, float]) -> BatchRuleState:
     raise NotImplementedError
 
   def on_step(self, run, metrics) -> None:
@@ -139,20 +156,29 @@ class _BatchRuleHook(Hook):
           "state: use nnopt.transforms.batch_variance.cabs_sgd(lr) or chain "
           "track_batch_variance() in front of the optimizer, with "
           "capture=CaptureSpec(stats=True)")
-    stats = jax.device_get(recorded)
+    current = self._inputs(recorded, metrics)
     used = run.sampler.batch_size
-    loss = float(jax.device_get(metrics["loss"]))
-    self.state = self._update(stats, loss)
+    if self.lag:
+      for leaf in jax.tree.leaves(current):
+        leaf.copy_to_host_async()  # ready when the next step reads it
+      current, self._pending = self._pending, current
+    log = {f"{self.prefix}_batch_size": used}
+    if current is not None:
+      # float() reads on the calling thread; jax.device_get would first
+      # schedule an asynchronous copy and wait for it (a thread hop that
+      # costs ~0.2 ms per step on CPU).
+      values = {k: float(v) for k, v in current.items()}
+      self.state = self._update(values)
+      log.update({f"{self.prefix}_{k}": v for k, v in values.items()})
     size = min(self.state.batch_size, self._limit(run))
     run.sampler.set_batch_size(size)
-    run.log.update({
-        f"{self.prefix}_batch_size": used,
+    log.update({
         f"{self.prefix}_next_batch_size": size,
-        f"{self.prefix}_trace": float(stats.trace),
         f"{self.prefix}_var_avg": self.state.var_avg,
         f"{self.prefix}_denom_avg": self.state.denom_avg,
         "examples_seen": int(run.sampler.examples_seen),
     })
+    run.log.update(log)
 
   def state_dict(self) -> dict[str, Any]:
     return dict(self.state._asdict())
@@ -174,6 +200,9 @@ class CABS(_BatchRuleHook):
     m_min, m_max: batch-size bounds (ref-code defaults 16, 2048).
     eps: added to f̄ in the denominator.
     c: multiplier of the rule.
+    lag: 0 (default, Algorithm 1: the next size from this step's statistics)
+      or 1 (from the previous step's, so that the device→host read overlaps
+      with the running step; see the module docstring).
 
   References:
     Balles (2021), (4.20), Algorithm 1.
@@ -183,16 +212,19 @@ class CABS(_BatchRuleHook):
 
   def __init__(self, learning_rate: float, *, mu: float = 0.95,
                m_min: int = 16, m_max: int = 2048, eps: float = 0.0,
-               c: float = 1.0):
-    super().__init__(mu=mu, m_min=m_min, m_max=m_max)
+               c: float = 1.0, lag: int = 0):
+    super().__init__(mu=mu, m_min=m_min, m_max=m_max, lag=lag)
     if not float(learning_rate) > 0:
       raise CABSError(f"learning_rate must be > 0, got {learning_rate!r}")
     self.learning_rate, self.eps, self.c = float(learning_rate), eps, c
 
-  def _update(self, stats, loss):
-    return cabs_next(self.state, loss, float(stats.trace), self.learning_rate,
-                     mu=self.mu, m_min=self.m_min, m_max=self.m_max,
-                     eps=self.eps, c=self.c)
+  def _inputs(self, recorded, metrics):
+    return {"trace": recorded.trace, "loss": metrics["loss"]}
+
+  def _update(self, values):
+    return cabs_next(self.state, values["loss"], values["trace"],
+                     self.learning_rate, mu=self.mu, m_min=self.m_min,
+                     m_max=self.m_max, eps=self.eps, c=self.c)
 
 
 class Competitor(_BatchRuleHook):
@@ -200,7 +232,7 @@ class Competitor(_BatchRuleHook):
 
   Args:
     theta: the tolerance θ_c (thesis grid {0.6, 0.8, 1.0}).
-    mu, m_min, m_max: as for :class:`CABS`.
+    mu, m_min, m_max, lag: as for :class:`CABS`.
 
   References:
     Balles (2021), (4.17)–(4.18), §4.4.4.
@@ -209,16 +241,19 @@ class Competitor(_BatchRuleHook):
   prefix = "competitor"
 
   def __init__(self, theta: float = 1.0, *, mu: float = 0.95, m_min: int = 16,
-               m_max: int = 2048):
-    super().__init__(mu=mu, m_min=m_min, m_max=m_max)
+               m_max: int = 2048, lag: int = 0):
+    super().__init__(mu=mu, m_min=m_min, m_max=m_max, lag=lag)
     if not float(theta) > 0:
       raise CABSError(f"theta must be > 0, got {theta!r}")
     self.theta = float(theta)
 
-  def _update(self, stats, loss):
-    del loss
-    return competitor_next(self.state, float(stats.trace),
-                           float(stats.grad_sq_norm), self.theta, mu=self.mu,
+  def _inputs(self, recorded, metrics):
+    del metrics
+    return {"trace": recorded.trace, "grad_sq_norm": recorded.grad_sq_norm}
+
+  def _update(self, values):
+    return competitor_next(self.state, values["trace"],
+                           values["grad_sq_norm"], self.theta, mu=self.mu,
                            m_min=self.m_min, m_max=self.m_max)
 
 

@@ -175,6 +175,42 @@ def layer_info(model: nn.Module, params, inputs: Array,
   return dict(registry)
 
 
+def conv_padding(info: LayerInfo, spatial: tuple[int, int]):
+  """Explicit ``((lo, hi), (lo, hi))`` padding of a conv layer."""
+  if isinstance(info.padding, str):
+    return tuple(tuple(p) for p in jax.lax.padtype_to_pads(
+        spatial, info.kernel_shape[:2], info.strides, info.padding))
+  return tuple(tuple(p) for p in info.padding)
+
+
+def conv_output_spatial(info: LayerInfo, spatial: tuple[int, int]
+                        ) -> tuple[int, int]:
+  """``(H', W')`` of a conv layer's output for an input of size ``spatial``."""
+  pads = conv_padding(info, spatial)
+  return tuple((size + lo + hi - k) // s + 1 for size, (lo, hi), k, s in
+               zip(spatial, pads, info.kernel_shape[:2], info.strides))
+
+
+def conv_taps(inputs: Array, info: LayerInfo,
+              out_spatial: tuple[int, int]) -> list[Array]:
+  """The ``kh·kw`` shifted, strided views of the padded input, tap-major.
+
+  View ``t = i·kw + j`` is ``(B, H', W', C_in)`` with
+  ``view[n, h, w] = padded[n, i + s_h·h, j + s_w·w]``; concatenated along
+  the channels in this order they are the conv patches in the feature order
+  of an HWIO kernel reshaped to ``(kh·kw·C_in, C_out)``. Static slices only
+  (a convolution with a one-hot kernel costs far more on CPU).
+  """
+  kh, kw = info.kernel_shape[:2]
+  sh, sw = info.strides
+  ho, wo = out_spatial
+  pads = conv_padding(info, inputs.shape[1:3])
+  padded = jax.lax.pad(inputs, jnp.zeros((), inputs.dtype),
+                       ((0, 0, 0), (*pads[0], 0), (*pads[1], 0), (0, 0, 0)))
+  return [padded[:, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw, :]
+          for i in range(kh) for j in range(kw)]
+
+
 def conv_patches(inputs: Array, info: LayerInfo) -> Array:
   """Input patches of a convolution, ``(B, H', W', kh·kw·C_in)``.
 
@@ -182,15 +218,8 @@ def conv_patches(inputs: Array, info: LayerInfo) -> Array:
   so that ``patches @ kernel.reshape(-1, C_out)`` is the convolution. Memory:
   ``kh·kw`` times the input's.
   """
-  kh, kw, c_in, _ = info.kernel_shape
-  patches = jax.lax.conv_general_dilated_patches(
-      inputs, (kh, kw), info.strides, info.padding,
-      dimension_numbers=("NHWC", "HWIO", "NHWC"))
-  # The patch features come channel-major, (C_in, kh, kw); reorder to HWI.
-  batch_shape = patches.shape[:-1]
-  patches = patches.reshape(*batch_shape, c_in, kh, kw)
-  patches = jnp.moveaxis(patches, -3, -1)
-  return patches.reshape(*batch_shape, kh * kw * c_in)
+  out_spatial = conv_output_spatial(info, inputs.shape[1:3])
+  return jnp.concatenate(conv_taps(inputs, info, out_spatial), axis=-1)
 
 
 def layer_gradients(stats: LayerStats, info: LayerInfo) -> dict[str, Array]:

@@ -29,10 +29,15 @@ Two paths give the same :class:`BatchMoments`:
   — one extra matmul, no per-example gradient is materialized. Convolutions
   (and Dense layers applied to sequences) share weights across positions, so
   the square does not factor: there the exact path forms each example's
-  gradient ``P_nᵀ C_n`` from the patches ``P_n`` (``kh·kw·C_in`` × positions),
-  ``chunk_size`` examples at a time. Its memory is
-  ``chunk_size × |kernel|`` floats for the per-example gradients plus
-  ``kh·kw`` times the layer input for the patches.
+  gradient ``A_nᵀ C_n`` from its patches ``A_n`` (positions ×
+  ``kh·kw·C_in``, built from static slices of the padded input) in chunks of
+  examples (``lax.scan``): memory about 8 MiB per chunk by default
+  (:data:`nnopt.layer_moments.CHUNK_FLOATS`), or ``chunk_size`` examples ×
+  (patches + ``|kernel|`` + cotangents). See :mod:`nnopt.layer_moments`.
+
+:func:`trace_from_stats` gives only ``tr Σ̂`` (CABS): it needs per-example
+squared NORMS, for which a layer with few positions uses the cheaper Gram
+form ``‖G_n‖² = Σ_{p,q} (a_p·a_q)(c_p·c_q)``.
 
 EMA estimators (§1.3–1.4, (5.14)–(5.16), (B.33)–(B.34)) are in-graph functions
 of the step count: :func:`ema_rho`, :func:`ema_variance`.
@@ -47,15 +52,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from nnopt.capture import LayerStats, capture, conv_patches
+from nnopt.capture import LayerStats, capture
+from nnopt.layer_moments import (VarianceError, infer_conv_info,
+                                  layer_sq_norm_sum, layer_sq_sum)
 from nnopt.losses import Loss
 from nnopt.models.layers import LayerInfo
 
 Array = jax.Array
-
-
-class VarianceError(ValueError):
-  """A variance cannot be estimated from the given input."""
 
 
 class BatchMoments(NamedTuple):
@@ -233,121 +236,14 @@ def _set_subtree(tree: dict, path: str, value) -> None:
   node[keys[-1]] = value
 
 
-def infer_conv_info(stats: LayerStats, kernel_shape: tuple[int, ...],
-                    use_bias: bool) -> LayerInfo:
-  """Guesses strides and padding of a convolution from its in/out shapes.
+def _layer_infos(stats: Mapping[str, LayerStats], grads,
+                 layers: Mapping[str, LayerInfo] | None
+                 ) -> dict[str, LayerInfo]:
+  """The :class:`LayerInfo` of every captured layer; checks coverage.
 
   Raises:
-    VarianceError: when no, or more than one, (stride, SAME|VALID) pair fits;
-      then pass the layer infos (:func:`nnopt.capture.layer_info`).
-  """
-  kh, kw = kernel_shape[:2]
-  h, w = stats.inputs.shape[1:3]
-  ho, wo = stats.cotangents.shape[1:3]
-  fits = []
-  for padding in ("SAME", "VALID"):
-    for sh in range(1, max(kh, h) + 1):
-      for sw in range(1, max(kw, w) + 1):
-        size = ((lambda n, k, s: -(-n // s)) if padding == "SAME" else
-                (lambda n, k, s: -(-(n - k + 1) // s)))
-        if size(h, kh, sh) == ho and size(w, kw, sw) == wo:
-          fits.append(LayerInfo("conv", use_bias, tuple(kernel_shape),
-                                (sh, sw), padding))
-  if len(fits) != 1:
-    raise VarianceError(
-        f"cannot infer the strides/padding of a conv layer (input {h}x{w}, "
-        f"output {ho}x{wo}, kernel {kh}x{kw}); pass "
-        "layers=nnopt.capture.layer_info(model, params, x)")
-  return fits[0]
-
-
-def _row_scale(weights: Array | None, batch: int) -> tuple[Array, Array]:
-  """``(m, r)`` with ``r_n = m / w_n`` (0 on padding): ``G_n = r_n a_n ⊗ c_n``."""
-  if weights is None:
-    w = jnp.ones((batch,), jnp.float32)
-  else:
-    w = weights.astype(jnp.float32)
-  count = jnp.sum(w)
-  # The mean loss divides by max(Σw, 1) (nnopt.losses.weighted_mean).
-  norm = jnp.maximum(count, 1.0)
-  return count, jnp.where(w > 0, norm / jnp.where(w > 0, w, 1.0), 0.0), w
-
-
-def _shared_weight_sq_sum(patches: Array, cots: Array, r: Array, w: Array,
-                          chunk_size: int | None, use_bias: bool):
-  """Exact ``Σ_n w_n G_n²`` for weights shared over positions (conv, seq)."""
-  batch = patches.shape[0]
-  chunk = batch if chunk_size is None else min(chunk_size, batch)
-  chunks = -(-batch // chunk)
-  pad = chunks * chunk - batch
-  scale = w * r * r  # w_n (m / w_n)^2
-  padz = lambda a: jnp.concatenate(
-      [a, jnp.zeros((pad,) + a.shape[1:], a.dtype)], 0).reshape(
-          (chunks, chunk) + a.shape[1:])
-  xs = (padz(patches), padz(cots), padz(scale))
-
-  def body(carry, chunk_xs):
-    kq, bq = carry
-    p, c, sc = chunk_xs
-    g = jnp.einsum("npk,npc->nkc", p, c)
-    kq = kq + jnp.einsum("n,nkc->kc", sc, g * g)
-    if use_bias:
-      gb = jnp.sum(c, axis=1)
-      bq = bq + jnp.einsum("n,nc->c", sc, gb * gb)
-    return (kq, bq), None
-
-  init = (jnp.zeros((patches.shape[-1], cots.shape[-1]), jnp.float32),
-          jnp.zeros((cots.shape[-1],), jnp.float32))
-  (kq, bq), _ = jax.lax.scan(body, init, xs)
-  return kq, bq
-
-
-def layer_sq_sum(stats: LayerStats, info: LayerInfo, weights: Array | None,
-                 chunk_size: int | None = None) -> dict[str, Array]:
-  """``Σ_n w_n G_n²`` of one layer's kernel (and bias) from its statistics."""
-  a, c = stats.inputs, stats.cotangents
-  batch = a.shape[0]
-  count, r, w = _row_scale(weights, batch)
-  if info.kind == "dense" and a.ndim == 2:
-    # Σ_n w_n r_n² a_n² c_n² = (a²)ᵀ diag(w r²) c²: one matmul, nothing per example.
-    scale = (w * r * r)[:, None]
-    out = {"kernel": (a * a).T @ (scale * c * c)}
-    if info.use_bias:
-      out["bias"] = jnp.sum(scale * c * c, axis=0)
-    return out
-  if info.kind == "conv":
-    patches = conv_patches(a, info)
-  else:
-    patches = a
-  patches = patches.reshape(batch, -1, patches.shape[-1])
-  cots = c.reshape(batch, -1, c.shape[-1])
-  kq, bq = _shared_weight_sq_sum(patches, cots, r, w, chunk_size, info.use_bias)
-  out = {"kernel": kq.reshape(info.kernel_shape)}
-  if info.use_bias:
-    out["bias"] = bq
-  return out
-
-
-def moments_from_stats(stats: Mapping[str, LayerStats], grads, *,
-                       weights: Array | None = None,
-                       layers: Mapping[str, LayerInfo] | None = None,
-                       ddof: int = 1,
-                       chunk_size: int | None = None) -> BatchMoments:
-  """Fast moments from :func:`nnopt.capture.capture` statistics.
-
-  Args:
-    stats: ``Captured.stats`` (cotangents of the weighted MEAN loss).
-    grads: ``Captured.grads``, the mean gradient (its structure names the
-      parameters; every parameter must belong to a tagged layer).
-    weights: the mask passed to ``capture`` (0 on padded rows).
-    layers: ``layer_info(model, params, x)``; optional: Dense layers need
-      nothing, conv strides/padding are inferred when unambiguous.
-    ddof: 1 (unbiased) or 0.
-    chunk_size: examples per chunk in the exact conv path (memory bound).
-
-  Raises:
-    VarianceError: fewer than 2 rows, parameters outside tagged layers, or a
-      conv layer whose geometry cannot be inferred.
+    VarianceError: no statistics, fewer than 2 rows, parameters outside
+      tagged layers, or a conv layer whose geometry cannot be inferred.
   """
   if not stats:
     raise VarianceError("moments_from_stats needs capture statistics; run "
@@ -355,7 +251,7 @@ def moments_from_stats(stats: Mapping[str, LayerStats], grads, *,
                         "CaptureSpec(stats=True)")
   first = next(iter(stats.values()))
   _check_static_batch(first.inputs.shape[0])
-  sq_sum: dict = {}
+  infos = {}
   covered = 0
   for name, st in stats.items():
     layer_grads = _subtree(grads, name)
@@ -367,20 +263,122 @@ def moments_from_stats(stats: Mapping[str, LayerStats], grads, *,
       info = LayerInfo("dense", use_bias, tuple(kernel.shape))
     else:
       info = infer_conv_info(st, tuple(kernel.shape), use_bias)
-    layer_sq = layer_sq_sum(st, info, weights, chunk_size)
-    covered += len(layer_sq)
-    _set_subtree(sq_sum, name, layer_sq)
+    infos[name] = info
+    covered += 2 if info.use_bias else 1
   n_leaves = len(jax.tree.leaves(grads))
   if covered != n_leaves:
     raise VarianceError(
         f"{n_leaves - covered} parameter array(s) are not in a tagged "
         "Dense/Conv layer; use batch_moments (vmap) for this model")
+  return infos
+
+
+def _count(stats: Mapping[str, LayerStats], weights: Array | None) -> Array:
+  first = next(iter(stats.values()))
+  if weights is None:
+    return jnp.asarray(first.inputs.shape[0], jnp.float32)
+  return jnp.sum(weights.astype(jnp.float32))
+
+
+def moments_from_stats(stats: Mapping[str, LayerStats], grads, *,
+                       weights: Array | None = None,
+                       layers: Mapping[str, LayerInfo] | None = None,
+                       ddof: int = 1,
+                       chunk_size: int | None = None) -> BatchMoments:
+  """Fast moments from :func:`nnopt.capture.capture` statistics.
+
+  Per layer: one matmul for Dense layers on vectors, the chunked
+  per-example path of :func:`nnopt.layer_moments.layer_sq_sum` for
+  convolutions and sequences (memory in the module docstring).
+
+  Args:
+    stats: ``Captured.stats`` (cotangents of the weighted MEAN loss).
+    grads: ``Captured.grads``, the mean gradient (its structure names the
+      parameters; every parameter must belong to a tagged layer).
+    weights: the mask passed to ``capture`` (0 on padded rows).
+    layers: ``layer_info(model, params, x)``; optional: Dense layers need
+      nothing, conv strides/padding are inferred when unambiguous.
+    ddof: 1 (unbiased) or 0.
+    chunk_size: examples per chunk in the exact conv path (memory bound);
+      default: chunks of about :data:`nnopt.layer_moments.CHUNK_FLOATS`
+      floats.
+
+  Raises:
+    VarianceError: fewer than 2 rows, parameters outside tagged layers, or a
+      conv layer whose geometry cannot be inferred.
+  """
+  infos = _layer_infos(stats, grads, layers)
+  sq_sum: dict = {}
+  for name, st in stats.items():
+    _set_subtree(sq_sum, name,
+                 layer_sq_sum(st, infos[name], weights, chunk_size))
   sq_sum = jax.tree.map(lambda g, q: q.astype(g.dtype), grads,
                         jax.tree.unflatten(jax.tree.structure(grads),
                                            _leaves_like(grads, sq_sum)))
-  count = (jnp.asarray(first.inputs.shape[0], jnp.float32) if weights is None
-           else jnp.sum(weights.astype(jnp.float32)))
-  return finalize_moments(count, grads, sq_sum, ddof)
+  return finalize_moments(_count(stats, weights), grads, sq_sum, ddof)
+
+
+class BatchTrace(NamedTuple):
+  """The trace of the gradient variance of a batch (what CABS needs).
+
+  Attributes:
+    count: number of examples m.
+    trace: ``Σ_j s_j``, the trace of the per-example variance estimate.
+    sq_norm_sum: ``Σ_n w_n ‖G_n‖²`` over all parameters.
+    grad_sq_norm: ``‖g‖²`` of the mean gradient.
+  """
+
+  count: Array
+  trace: Array
+  sq_norm_sum: Array
+  grad_sq_norm: Array
+
+  @property
+  def mean_trace(self) -> Array:
+    """Trace of the variance of the mean gradient, ``trace / m``."""
+    return self.trace / jnp.maximum(self.count, 1.0)
+
+
+def trace_from_stats(stats: Mapping[str, LayerStats], grads, *,
+                     weights: Array | None = None,
+                     layers: Mapping[str, LayerInfo] | None = None,
+                     ddof: int = 1, chunk_size: int | None = None,
+                     method: str = "auto") -> BatchTrace:
+  """``tr Σ̂ = (Σ_n w_n ‖G_n‖² − m ‖g‖²) / (m − ddof)`` from capture stats.
+
+  Needs only per-example squared gradient NORMS, which each layer computes by
+  the cheaper of its exact paths (:func:`nnopt.layer_moments.norm_method`:
+  per-example gradients from patches, or the Gram form
+  ``Σ_{p,q}(a_p·a_q)(c_p·c_q)`` when a layer has few positions); nothing per
+  coordinate is kept. Equals
+  ``moments_from_stats(...).trace`` up to float round-off: the sum is clamped
+  at 0 instead of each coordinate (which differ only where round-off makes a
+  coordinate's variance negative). Zero when ``m < 2``.
+
+  Args:
+    stats, grads, weights, layers, ddof, chunk_size: as for
+      :func:`moments_from_stats`.
+    method: ``'auto'``, ``'patches'`` or ``'gram'`` for every shared-weight
+      layer (``'auto'`` chooses per layer).
+
+  Raises:
+    VarianceError: as :func:`moments_from_stats`.
+  """
+  _check_ddof(ddof)
+  infos = _layer_infos(stats, grads, layers)
+  sq_norm_sum = sum(
+      layer_sq_norm_sum(st, infos[name], weights, chunk_size, method)
+      for name, st in stats.items())
+  grad_sq_norm = sum(jnp.sum(jnp.square(g.astype(jnp.float32)))
+                     for g in jax.tree.leaves(grads))
+  count = _count(stats, weights)
+  valid = count >= 2.0
+  denom = jnp.where(valid, count - ddof, 1.0)
+  trace = jnp.maximum(sq_norm_sum - count * grad_sq_norm, 0.0) / denom
+  trace = jnp.where(valid, trace, 0.0)
+  return BatchTrace(count, trace.astype(jnp.float32),
+                    jnp.asarray(sq_norm_sum, jnp.float32),
+                    jnp.asarray(grad_sq_norm, jnp.float32))
 
 
 def _leaves_like(grads, nested: dict) -> list[Array]:
@@ -458,8 +456,10 @@ def debias(ema, decay, t):
 
 
 __all__ = [
-    "BatchMoments", "VarianceError", "batch_moments", "capture_moments",
+    "BatchMoments", "BatchTrace", "VarianceError", "batch_moments",
+    "capture_moments",
     "check_beta", "debias", "ema_rho", "ema_variance", "finalize_moments",
     "infer_conv_info", "layer_sq_sum", "model_example_loss",
     "moments_from_per_example", "moments_from_stats", "per_example_grads",
+    "trace_from_stats",
 ]

@@ -21,6 +21,27 @@ def time_call(fn, *args, repeats: int = 5, number: int = 20) -> float:
   return statistics.median(samples)
 
 
+def time_calls(fns: dict, *args, repeats: int = 15,
+               number: int = 10) -> dict:
+  """Median seconds per call of each jitted ``fn(*args)``, interleaved.
+
+  Every repetition times ``number`` calls of each function in turn, so that
+  a shared machine's varying load affects all of them alike (ratios between
+  them stay meaningful where separate ``time_call`` runs would not).
+  """
+  for fn in fns.values():
+    jax.block_until_ready(fn(*args))
+  samples = {name: [] for name in fns}
+  for _ in range(repeats):
+    for name, fn in fns.items():
+      t0 = time.perf_counter()
+      for _ in range(number):
+        out = fn(*args)
+      jax.block_until_ready(out)
+      samples[name].append((time.perf_counter() - t0) / number)
+  return {name: statistics.median(s) for name, s in samples.items()}
+
+
 def peak_bytes(jitted, *args) -> int | None:
   """Temporary + output bytes of a compiled function (XLA memory analysis)."""
   try:

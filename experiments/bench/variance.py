@@ -1,7 +1,9 @@
 """Per-example gradient moments: nnopt's fast path (capture statistics,
 squared outer products) vs a plain value_and_grad (target ≤ 1.5×) and vs the
 vmap(grad) reference (target ≥ 3× faster at batch 128 on the MLP); peak
-memory (XLA memory analysis) of both paths.
+memory (XLA memory analysis) of both paths. The fast path and the plain
+value_and_grad are timed interleaved (median over repetitions), so that a
+shared machine's varying load does not bias their ratio.
 
     python experiments/bench/variance.py
 """
@@ -14,7 +16,7 @@ import sys
 import jax
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _timing import peak_bytes, table, time_call  # pylint: disable=wrong-import-position
+from _timing import peak_bytes, table, time_calls  # pylint: disable=wrong-import-position
 
 from nnopt import losses  # pylint: disable=wrong-import-position
 from nnopt.capture import capture, layer_info  # pylint: disable=wrong-import-position
@@ -46,7 +48,9 @@ def main():
     fast = jax.jit(fast_fn)
     ex = model_example_loss(model, loss)
     ref = jax.jit(lambda p: batch_moments(ex, p, x, y))
-    t_plain, t_fast, t_ref = (time_call(f, params) for f in (plain, fast, ref))
+    times = time_calls({"plain": plain, "fast": fast}, params)
+    t_plain, t_fast = times["plain"], times["fast"]
+    t_ref = time_calls({"ref": ref}, params, repeats=5, number=3)["ref"]
     m_fast, m_ref = peak_bytes(fast, params), peak_bytes(ref, params)
     rows.append([name, f"{t_plain * 1e3:.2f}", f"{t_fast * 1e3:.2f}",
                  f"{t_ref * 1e3:.2f}", f"{t_fast / t_plain:.2f}",

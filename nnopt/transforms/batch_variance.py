@@ -4,10 +4,11 @@ Methods that act between steps (CABS, :mod:`nnopt.cabs`) need the gradient
 variance of the step that was just taken. The engine hands every transform the
 layer statistics (``stats``), the mask (``weights``), the mean gradient
 (``grad``) and the loss (``value``) as extra args; :func:`track_batch_variance`
-turns them into the trace of the per-example covariance by the fast path of
-:mod:`nnopt.variance` and keeps it in its state, where a hook reads it
-(:func:`find_batch_variance`). The updates pass through unchanged, so it goes
-in front of any optimizer:
+turns them into the trace of the per-example covariance by
+:func:`nnopt.variance.trace_from_stats` (per-example squared gradient norms,
+each layer by its cheaper exact path; nothing per coordinate) and keeps it in
+its state, where a hook reads it (:func:`find_batch_variance`). The updates
+pass through unchanged, so it goes in front of any optimizer:
 
 .. code-block:: python
 
@@ -25,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from nnopt.transforms.noise_aware import moments_from_extra_args
+from nnopt.variance import VarianceError, trace_from_stats
 
 Array = jax.Array
 
@@ -50,7 +51,7 @@ class BatchVarianceState(NamedTuple):
 
 
 def track_batch_variance(ddof: int = 1, *, layers=None,
-                         chunk_size: int | None = None
+                         chunk_size: int | None = None, method: str = "auto"
                          ) -> optax.GradientTransformationExtraArgs:
   """Records ``tr Σ̂``, ``‖g‖²``, ``f`` and ``m`` of each batch; identity update.
 
@@ -59,6 +60,14 @@ def track_batch_variance(ddof: int = 1, *, layers=None,
 
   Needs the engine's ``stats`` (``CaptureSpec(stats=True)``); a batch with
   fewer than 2 real examples records trace 0.
+
+  Args:
+    ddof: 1 (unbiased) or 0 (the CABS reference code's ξ).
+    layers: optional ``layer_info`` dict (conv geometry).
+    chunk_size: examples per chunk of the per-example paths (memory bound).
+    method: per-example norm path of shared-weight layers, ``'auto'``
+      (cheaper per layer), ``'patches'`` or ``'gram'``; see
+      :func:`nnopt.variance.trace_from_stats`.
 
   References:
     Balles (2021), (3.30), Alg. 1 line 4.
@@ -72,16 +81,18 @@ def track_batch_variance(ddof: int = 1, *, layers=None,
   def update_fn(updates, state, params=None, *, stats=None, weights=None,
                 grad=None, value=None, **extra_args):
     del params, extra_args
-    moments = moments_from_extra_args(
-        updates, stats=stats, weights=weights, grad=grad, layers=layers,
-        chunk_size=chunk_size, who="track_batch_variance")
-    g = moments.mean
-    sq_norm = sum(jnp.sum(x * x) for x in jax.tree.leaves(g))
+    if not stats:
+      raise VarianceError(
+          "track_batch_variance needs the layer statistics stats=capture(...)"
+          ".stats (in the Trainer: capture=CaptureSpec(stats=True))")
+    tr = trace_from_stats(stats, updates if grad is None else grad,
+                          weights=weights, layers=layers, ddof=ddof,
+                          chunk_size=chunk_size, method=method)
     loss = jnp.zeros([], jnp.float32) if value is None else jnp.asarray(
         value, jnp.float32)
     new = BatchVarianceState(optax.safe_increment(state.count),
-                             moments.count.astype(jnp.float32), loss,
-                             moments.trace, jnp.asarray(sq_norm, jnp.float32))
+                             tr.count.astype(jnp.float32), loss,
+                             tr.trace, tr.grad_sq_norm)
     ok = jnp.isfinite(new.trace) & jnp.isfinite(new.grad_sq_norm)
     new = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, state)
     return updates, new
@@ -110,10 +121,11 @@ def find_batch_variance(opt_state: Any) -> BatchVarianceState | None:
 
 
 def cabs_sgd(learning_rate: optax.ScalarOrSchedule, ddof: int = 1, *,
-             layers=None, chunk_size: int | None = None):
+             layers=None, chunk_size: int | None = None, method: str = "auto"):
   """Plain SGD that also records the batch variance for :class:`nnopt.cabs.CABS`."""
   return optax.chain(
-      track_batch_variance(ddof, layers=layers, chunk_size=chunk_size),
+      track_batch_variance(ddof, layers=layers, chunk_size=chunk_size,
+                           method=method),
       optax.sgd(learning_rate))
 
 

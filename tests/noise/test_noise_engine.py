@@ -98,6 +98,29 @@ def test_cabs_grows_batch_compiles_per_bucket_and_matches_one_device():
                              [h["cabs_trace"] for h in t1.history], rtol=1e-3)
 
 
+def test_cabs_lag_one_decides_from_the_previous_step():
+  """lag=1: step k+1's size comes from step k−1's loss and trace (the read
+  overlaps with step k); the EMAs replay Algorithm 1 one step late."""
+  hook = CABS(0.3, m_min=16, m_max=512, c=50.0, lag=1)
+  t = _cabs_trainer(jax.devices()[:1], [hook], cabs_sgd(0.3), steps=24)
+  t.fit()
+  h = t.history
+  assert "cabs_trace" not in h[0] and h[0]["cabs_next_batch_size"] == 16
+  for prev, cur in zip(h, h[1:]):
+    assert cur["cabs_loss"] == pytest.approx(prev["train_loss"], rel=1e-6)
+    assert cur["cabs_batch_size"] == prev["cabs_next_batch_size"]
+  from nnopt.cabs import BatchRuleState
+  state = BatchRuleState(batch_size=16)
+  for rec in h[1:]:
+    state = cabs_next(state, rec["cabs_loss"], rec["cabs_trace"], 0.3,
+                      m_min=16, m_max=512, c=50.0)
+    assert state.batch_size == rec["cabs_next_batch_size"]
+  assert max(r["cabs_batch_size"] for r in h) > 16
+  assert t.num_compilations <= len(hook.buckets(num_devices=1))
+  with pytest.raises(CABSError, match="lag"):
+    CABS(0.1, lag=2)
+
+
 def test_competitor_runs_and_needs_recorded_variance():
   hook = Competitor(theta=1.0, m_min=16, m_max=256)
   t = _cabs_trainer(jax.devices(), [hook], cabs_sgd(0.1), steps=8)
