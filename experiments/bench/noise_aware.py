@@ -9,12 +9,14 @@ from __future__ import annotations
 import os
 import sys
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import optax
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _timing import table, time_call  # pylint: disable=wrong-import-position
+from _timing import table, time_calls  # pylint: disable=wrong-import-position
 
 from nnopt import losses  # pylint: disable=wrong-import-position
 from nnopt.models import FNN, VGG, init_params  # pylint: disable=wrong-import-position
@@ -36,7 +38,7 @@ def main():
     y = jax.random.randint(jax.random.key(1), (x.shape[0],), 0, 10)
     params = init_params(model, jax.random.key(2), x)
     grads = jax.tree.map(lambda p: 0.01 * jnp.ones_like(p), params)
-    times = {}
+    calls = {}
     for opt_name, opt in (("msvag", msvag(0.1)), ("adam", optax.adam(1e-3))):
       state = opt.init(params)
       update = jax.jit(lambda g, s, p, opt=opt: opt.update(g, s, p))
@@ -48,8 +50,11 @@ def main():
         return optax.apply_updates(p, u), s, loss
 
       step = jax.jit(train_step)
-      times[(opt_name, "update")] = time_call(update, grads, state, params)
-      times[(opt_name, "step")] = time_call(step, params, state)
+      calls[(opt_name, "update")] = functools.partial(update, grads, state,
+                                                      params)
+      calls[(opt_name, "step")] = functools.partial(step, params, state)
+    # Interleaved, so that the machine's varying load hits both alike.
+    times = time_calls(calls)
     for what in ("update", "step"):
       ratio = times[("msvag", what)] / times[("adam", what)]
       rows.append([name, what, f"{times[('msvag', what)] * 1e3:.3f}",
