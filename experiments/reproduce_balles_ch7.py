@@ -434,5 +434,5 @@ REPRODUCTION = Reproduction(
     id="balles_ch7", thesis="balles", items=("Fig 7.1", "Fig 7.2",
                                              "Fig 7.3, D.1", "Fig 7.4"),
     run=run, title="Balles ch. 7: Fisher vs empirical Fisher",
-    cost="20 min on the bundled sets, about 1 h more with a1a "
-    "(quick: 1–2 min)")
+    cost="about 1 min on the bundled sets, more with a1a "
+    "(quick: seconds)")
