@@ -45,6 +45,8 @@ of the step count: :func:`ema_rho`, :func:`ema_variance`.
 
 from __future__ import annotations
 
+import functools
+
 import math
 from typing import Any, Callable, Mapping, NamedTuple
 
@@ -64,33 +66,63 @@ Array = jax.Array
 class BatchMoments(NamedTuple):
   """First and second moments of the per-example gradients of a batch.
 
+  The stored fields are ``count``, ``mean``, ``sq_sum``, ``trace`` and
+  ``ddof``; ``variance`` and ``mean_variance`` are derived on access, so that
+  a jitted function materializes only the pytrees its caller uses (inside a
+  consumer they fuse into its update).
+
   Attributes:
     count: number of examples m (sum of the weights).
     mean: mean gradient g (pytree like the parameters).
     sq_sum: ``Σ_n w_n G_n²``, the sum of squared per-example gradients.
-    variance: per-example variance estimate s (3.30), clamped at 0; zero
-      when ``count < 2`` (no estimate exists, Balles §4.3).
-    mean_variance: ``s / m``, the variance of the mean gradient (B.30).
     trace: ``Σ_j s_j`` over all parameters (tr Σ of CABS (4.20)).
+    ddof: the delta degrees of freedom of ``variance`` (0 or 1).
+    variance: per-example variance estimate s (3.30),
+      ``max(Q − m g², 0) / (m − ddof)``, clamped at 0; zero when
+      ``count < 2`` (no estimate exists, Balles §4.3).
+    mean_variance: ``s / m``, the variance of the mean gradient (B.30).
   """
 
   count: Array
   mean: Any
   sq_sum: Any
-  variance: Any
-  mean_variance: Any
   trace: Array
+  ddof: Array
+
+  @property
+  def variance(self):
+    return jax.tree.map(functools.partial(_variance, self.count, self.ddof),
+                        self.mean, self.sq_sum)
+
+  @property
+  def mean_variance(self):
+    return jax.tree.map(
+        lambda s: s / _like(jnp.maximum(self.count, 1.0), s), self.variance)
 
   @property
   def sq_mean(self):
     """``q = Σ_n w_n G_n² / m``, the second gradient moment."""
-    return jax.tree.map(lambda q: q / jnp.maximum(self.count, 1.0),
-                        self.sq_sum)
+    return jax.tree.map(
+        lambda q: q / _like(jnp.maximum(self.count, 1.0), q), self.sq_sum)
 
   @property
   def mean_trace(self) -> Array:
     """Trace of the variance of the mean gradient, ``trace / m``."""
     return self.trace / jnp.maximum(self.count, 1.0)
+
+
+def _like(scalar: Array, leaf: Array) -> Array:
+  """Per-batch scalars against a leaf; also for moments batched by vmap
+  (leading axes), read outside it."""
+  scalar = jnp.asarray(scalar)
+  return scalar.reshape(scalar.shape + (1,) * (leaf.ndim - scalar.ndim))
+
+
+def _variance(count: Array, ddof: Array, g: Array, q: Array) -> Array:
+  count, ddof = _like(count, g), _like(ddof, g)
+  valid = count >= 2.0
+  denom = jnp.where(valid, count - ddof, 1.0)
+  return jnp.where(valid, jnp.maximum(q - count * g * g, 0.0) / denom, 0.0)
 
 
 def _check_ddof(ddof: int) -> None:
@@ -113,18 +145,12 @@ def finalize_moments(count: Array, mean, sq_sum, ddof: int = 1) -> BatchMoments:
   """
   _check_ddof(ddof)
   count = jnp.asarray(count, jnp.float32)
-  valid = count >= 2.0
-  denom = jnp.where(valid, count - ddof, 1.0)
-
-  def var(g, q):
-    s = jnp.maximum(q - count * g * g, 0.0) / denom
-    return jnp.where(valid, s, 0.0)
-
-  variance = jax.tree.map(var, mean, sq_sum)
-  mean_variance = jax.tree.map(lambda s: s / jnp.maximum(count, 1.0), variance)
-  trace = sum(jnp.sum(s) for s in jax.tree.leaves(variance))
-  return BatchMoments(count, mean, sq_sum, variance, mean_variance,
-                      jnp.asarray(trace, jnp.float32))
+  ddof = jnp.asarray(ddof, jnp.float32)
+  # A reduction only: the variance pytree itself is never written out here.
+  trace = sum(jnp.sum(_variance(count, ddof, g, q)) for g, q in
+              zip(jax.tree.leaves(mean), jax.tree.leaves(sq_sum)))
+  return BatchMoments(count, mean, sq_sum, jnp.asarray(trace, jnp.float32),
+                      ddof)
 
 
 def moments_from_per_example(per_example_grads, weights: Array | None = None,

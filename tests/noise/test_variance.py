@@ -11,7 +11,8 @@ from nnopt.capture import capture, layer_info
 from nnopt.models import FNN, VGG, Conv, Dense, init_params
 from nnopt.variance import (VarianceError, batch_moments, capture_moments,
                             ema_rho, ema_variance, model_example_loss,
-                            moments_from_stats, per_example_grads)
+                            moments_from_per_example, moments_from_stats,
+                            per_example_grads)
 import flax.linen as nn
 
 
@@ -203,3 +204,22 @@ def test_ema_variance_monte_carlo():
   np.testing.assert_allclose(float(np.mean(s)), 1.0, rtol=0.01)
   assert float(jnp.max(ema_variance(m, v, 0.0, T - 1))) == 0.0
   assert float(jnp.max(ema_variance(m, v, beta, 0))) == 0.0
+
+
+def test_derived_moments_of_vmapped_batches_match_numpy():
+  """variance, mean_variance and sq_mean are derived on access; read outside
+  a vmap they broadcast the per-batch count against every leaf."""
+  rng = np.random.default_rng(1)
+  per_example = {"w": rng.normal(size=(5, 7, 3, 2)).astype(np.float32),
+                 "b": rng.normal(size=(5, 7)).astype(np.float32)}
+  mom = jax.jit(jax.vmap(moments_from_per_example))(per_example)
+  for k, v in per_example.items():
+    want = v.var(axis=1, ddof=1)
+    np.testing.assert_allclose(mom.variance[k], want, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(mom.mean_variance[k], want / 7, rtol=1e-4,
+                               atol=1e-6)
+    np.testing.assert_allclose(mom.sq_mean[k], (v * v).mean(axis=1),
+                               rtol=1e-5)
+  trace = sum(v.var(axis=1, ddof=1).reshape(5, -1).sum(-1)
+              for v in per_example.values())
+  np.testing.assert_allclose(mom.trace, trace, rtol=1e-4)
