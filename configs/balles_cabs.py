@@ -21,9 +21,7 @@ pad-4 random crops and flips (the engine's augmentation; the thesis crops to
 from nnopt.config import base_config
 from nnopt.data import default_buckets
 from nnopt.models.deepobs import PRESETS
-from nnopt.transforms.noise_aware_registry import register
 
-register()
 
 M_MIN, M_MAX = 16, 2048
 BUCKETS = list(default_buckets(M_MAX, min_batch=M_MIN, multiple_of=8))

@@ -14,9 +14,7 @@ curve of the thesis is on a fixed train subset of test-set size: run with
 
 from nnopt.config import base_config
 from nnopt.models.deepobs import PRESETS
-from nnopt.transforms.noise_aware_registry import register
 
-register()
 
 WINNERS = {"msgd": 0.1, "adam": 1e-3, "msign_sgd": 3e-4, "msvag": 0.3,
            "msvag_mb": 0.3}

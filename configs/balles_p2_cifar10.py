@@ -16,9 +16,7 @@ and ADAM* have no published α (set like M-SVAG / ADAM here).
 
 from nnopt.config import base_config
 from nnopt.models.deepobs import PRESETS
-from nnopt.transforms.noise_aware_registry import register
 
-register()
 
 WINNERS = {"msgd": 0.03, "adam": 6e-4, "msign_sgd": 1e-4, "msvag": 0.06,
            "svag": 0.06, "adam_star": 6e-4, "msvag_mb": 0.06}

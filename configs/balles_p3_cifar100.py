@@ -12,9 +12,7 @@ mid-grid (M-SGD/M-SVAG grid 6…0.01, ADAM/M-SSD grid 1e-2…3e-5); re-tune with
 
 from nnopt.config import base_config
 from nnopt.models.deepobs import PRESETS
-from nnopt.transforms.noise_aware_registry import register
 
-register()
 
 ALPHAS = {"msgd": 0.3, "adam": 1e-3, "msign_sgd": 3e-4, "msvag": 0.6,
           "svag": 0.6, "adam_star": 1e-3}

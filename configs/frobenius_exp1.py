@@ -14,7 +14,6 @@ methods (``sgd_lrNN`` / ``frobenius_lrNN``).
 from nnopt.config import base_config
 from nnopt.transforms import frobenius_setup
 
-frobenius_setup.register()
 EXPERIMENT = "exp1"
 
 

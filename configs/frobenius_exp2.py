@@ -15,7 +15,6 @@ plus 0.1 (P8); preconditioned 0.2, 0.19, …, 0.05.
 from nnopt.config import base_config
 from nnopt.transforms import frobenius_setup
 
-frobenius_setup.register()
 EXPERIMENT = "exp2"
 WIDTHS = (1000, 500, 250, 30, 250, 500, 1000)
 

@@ -12,7 +12,6 @@ Grid ``np.logspace(-5, 0, 100)`` for both (``sgd_lrNN`` /
 from nnopt.config import base_config
 from nnopt.transforms import frobenius_setup
 
-frobenius_setup.register()
 EXPERIMENT = "exp3"
 
 

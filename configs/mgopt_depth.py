@@ -40,7 +40,6 @@ scikit-learn's digits.
     nnopt run configs/mgopt_depth.py --quick
 """
 
-import nnopt.multilevel  # noqa: F401  (registers 'odenet' and 'mgopt')
 from nnopt.config import base_config
 
 

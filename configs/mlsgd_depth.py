@@ -14,7 +14,6 @@ network on scikit-learn's digits.
     nnopt run configs/mlsgd_depth.py --variant mlsgd_const --data_dir ~/tensorflow_datasets
 """
 
-import nnopt.multilevel  # noqa: F401  (registers 'odenet' and the 'mlsgd' hook)
 from nnopt.config import base_config
 
 

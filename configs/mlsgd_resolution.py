@@ -8,7 +8,6 @@ first) and swapped (spec-mlsgd §7 item 1: ``*_swapped``). lr: MLSGD 0.05 / SGD
 Deviations as in ``mlsgd_depth.py``. Needs CIFAR-10 and an accelerator.
 """
 
-import nnopt.multilevel  # noqa: F401
 from nnopt.config import base_config
 
 

@@ -24,7 +24,6 @@ momentum". ``--quick`` runs a tiny VGG on scikit-learn's 8×8 digits.
     nnopt run configs/sensli_cifar.py --quick
 """
 
-import nnopt.growth  # noqa: F401  (registers the 'sensli' hook)
 from nnopt.config import base_config
 
 STEPS_PER_EPOCH = 390  # 50 000 // 128

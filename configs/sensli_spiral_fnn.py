@@ -16,7 +16,6 @@ batched driver that computes the same runs):
     nnopt run configs/sensli_spiral_fnn.py --variant li --set train.seed=3
 """
 
-import nnopt.growth  # noqa: F401  (registers the 'sensli' hook)
 from nnopt.config import base_config
 
 

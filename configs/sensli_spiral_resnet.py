@@ -14,7 +14,6 @@ each residual block; the new block starts with ``W1 = 0.8 I``, ``b = 0``,
     nnopt run configs/sensli_spiral_resnet.py --variant li
 """
 
-import nnopt.growth  # noqa: F401  (registers the 'sensli' hook)
 from nnopt.config import base_config
 
 

@@ -156,18 +156,15 @@ def scale_by_msign(beta: float = 0.9) -> optax.GradientTransformationExtraArgs:
   References:
     Balles (2021), Alg. 3 (right), §5.6 "M-SSD".
   """
-  check_beta(beta)
-
-  def init_fn(params):
-    return MomentumState(jnp.zeros([], jnp.int32), zeros_like_tree(params))
+  momentum = scale_by_msgd(beta)
 
   def update_fn(updates, state, params=None, **extra_args):
-    del params, extra_args
-    mu = _ema(updates, state.mu, beta)
-    new = MomentumState(optax.safe_increment(state.count), mu)
-    return skip_if_nonfinite(updates, jax.tree.map(jnp.sign, mu), state, new)
+    del extra_args
+    # sign(m̃ / (1 − β^{t+1})) = sign(m̃); a skipped step's zeros stay zero.
+    m, new = momentum.update(updates, state, params)
+    return jax.tree.map(jnp.sign, m), new
 
-  return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+  return optax.GradientTransformationExtraArgs(momentum.init, update_fn)
 
 
 def msign_sgd(learning_rate: optax.ScalarOrSchedule, beta: float = 0.9):
