@@ -12,7 +12,7 @@ methods (``sgd_lrNN`` / ``frobenius_lrNN``).
 """
 
 from nnopt.config import base_config
-from nnopt.transforms import frobenius_setup
+from nnopt.config import frobenius_names as frobenius_setup
 
 EXPERIMENT = "exp1"
 

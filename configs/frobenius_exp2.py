@@ -5,7 +5,7 @@ linear output, batch 1000, 30 epochs (1 800 steps), damping γ = 1e-3.
 The thesis's loss is torch-mean MSE with BackPACK's G scaling (P11); here it
 is nnopt's ``squared_error`` (½‖·‖² per example) with the learning rate and
 G both scaled by 2/D (exactly the same iterates; see
-:func:`nnopt.transforms.frobenius_setup.torch_mse_equivalent`). The lrs in
+:func:`nnopt.config.frobenius_names.torch_mse_equivalent`). The lrs in
 the variant names are the thesis's. Grids: SGD ``np.logspace(0, -5, 50)``
 plus 0.1 (P8); preconditioned 0.2, 0.19, …, 0.05.
 
@@ -13,7 +13,7 @@ plus 0.1 (P8); preconditioned 0.2, 0.19, …, 0.05.
 """
 
 from nnopt.config import base_config
-from nnopt.transforms import frobenius_setup
+from nnopt.config import frobenius_names as frobenius_setup
 
 EXPERIMENT = "exp2"
 WIDTHS = (1000, 500, 250, 30, 250, 500, 1000)

@@ -10,7 +10,7 @@ Grid ``np.logspace(-5, 0, 100)`` for both (``sgd_lrNN`` /
 """
 
 from nnopt.config import base_config
-from nnopt.transforms import frobenius_setup
+from nnopt.config import frobenius_names as frobenius_setup
 
 EXPERIMENT = "exp3"
 

@@ -19,8 +19,8 @@ from scipy.special import erf  # pylint: disable=wrong-import-position
 from scipy.stats import norm  # pylint: disable=wrong-import-position
 
 from nnopt.reproduce import Claims, Reproduction  # pylint: disable=wrong-import-position
-from nnopt.transforms import noise_aware as na  # pylint: disable=wrong-import-position
-from nnopt.variance import debias, ema_rho, ema_variance  # pylint: disable=wrong-import-position
+from nnopt.noise_aware import adaptation as na  # pylint: disable=wrong-import-position
+from nnopt.stats.moments import debias, ema_rho, ema_variance  # pylint: disable=wrong-import-position
 
 
 def factors(claims: Claims, out: Path) -> None:

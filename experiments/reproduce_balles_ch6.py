@@ -1,6 +1,6 @@
 """Balles ch. 6 Tier A: 2-D geometry (Fig 6.1/6.2, A9), the d = 10 quadratic
 experiment (Fig 6.3, A10) and the smoothness bounds on random matrices (A11),
-with :mod:`nnopt.geometry` (brute-force L∞ over {±1}^d)."""
+with :mod:`nnopt.noise_aware.geometry` (brute-force L∞ over {±1}^d)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
-from nnopt import geometry as G  # pylint: disable=wrong-import-position
+from nnopt.noise_aware import geometry as G  # pylint: disable=wrong-import-position
 from nnopt.reproduce import Claims, Reproduction  # pylint: disable=wrong-import-position
 
 

@@ -1,11 +1,11 @@
 """Balles ch. 7 Tier A: NGD vs EF vector fields (Fig 7.1, A12), quadratic
 models at the minimum of misspecified models (Fig 7.2, A13), and GD / NGD /
-EFGD on real data (Figs 7.3, 7.4 and D.1, A14). All with :mod:`nnopt.fisher`
+EFGD on real data (Figs 7.3, 7.4 and D.1, A14). All with :mod:`nnopt.noise_aware.fisher`
 (mean-loss GLMs, App. D.3).
 
 Real data: BreastCancer and Wine (scikit-learn) always run; Boston, a1a,
 Yacht, Powerplant and Energy run when supplied as local files, see
-:mod:`nnopt.fisher_data` for the layout and sources.
+:mod:`nnopt.noise_aware.fisher_data` for the layout and sources.
 
 Preprocessing follows the ref-code (spec D.3.3): a bias column appended, no
 normalisation, no regularisation, mean loss, θ0 = 0, 100 iterations, runs
@@ -28,8 +28,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
-from nnopt import fisher as F  # pylint: disable=wrong-import-position
-from nnopt.fisher_data import TABLE_D5, load_datasets  # pylint: disable=wrong-import-position
+from nnopt.noise_aware import fisher as F  # pylint: disable=wrong-import-position
+from nnopt.noise_aware.fisher_data import TABLE_D5, load_datasets  # pylint: disable=wrong-import-position
 from nnopt.reproduce import Claims, Reproduction  # pylint: disable=wrong-import-position
 
 STARTS = [(2.0, 4.5), (1.0, 0.0), (4.5, 3.0), (-0.5, 3.0)]

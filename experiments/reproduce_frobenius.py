@@ -31,12 +31,12 @@ import jax.numpy as jnp  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
 from nnopt import losses  # pylint: disable=wrong-import-position
-from nnopt.capture import capture  # pylint: disable=wrong-import-position
+from nnopt.stats.capture import capture  # pylint: disable=wrong-import-position
 from nnopt.data import DatasetError, load_dataset  # pylint: disable=wrong-import-position
 from nnopt.models import FNN, init_params  # pylint: disable=wrong-import-position
 from nnopt.reproduce import Claims, Reproduction  # pylint: disable=wrong-import-position
-from nnopt.transforms import frobenius_setup as fs  # pylint: disable=wrong-import-position
-from nnopt.transforms.frobenius import scale_by_frobenius  # pylint: disable=wrong-import-position
+from nnopt.config import frobenius_names as fs  # pylint: disable=wrong-import-position
+from nnopt.preconditioning.frobenius import scale_by_frobenius  # pylint: disable=wrong-import-position
 
 ITEMS = ("Fig 5.1", "Fig 5.2", "Fig 5.3", "Fig 5.4", "Fig 5.5", "Fig 5.6",
          "Fig 5.7", "Fig 5.8", "Fig 5.9", "Fig 5.10", "Fig 5.11", "Fig 5.12",

@@ -28,7 +28,7 @@ from nnopt import growth, losses
 from nnopt.data import DatasetError, load_dataset
 from nnopt.models import VGG, init_params
 from nnopt.reproduce import Claims, Reproduction
-from nnopt.train import Trainer
+from nnopt.engine.trainer import Trainer
 
 CE = losses.softmax_cross_entropy
 ITEMS = ("Fig 4.1", "Fig 4.5d", "Fig 4.6b", "Fig 4.8", "Fig 4.9d", "Fig 4.10b",

@@ -3,21 +3,23 @@
 The engine (models, capture, data, the data-parallel trainer) and the optax
 aliases (``nnopt.msvag``, ``nnopt.frobenius_sgd``, ``nnopt.kfac``, ...) are
 imported here; the other families live in their subpackages
-(``nnopt.transforms``, ``nnopt.variance``, ``nnopt.cabs``, ``nnopt.growth``,
-``nnopt.multilevel``, ``nnopt.fisher``, ``nnopt.geometry``).
+(``nnopt.noise_aware``, ``nnopt.preconditioning``, ``nnopt.growth``,
+``nnopt.multilevel``, ``nnopt.noise_aware.fisher``, ``nnopt.noise_aware.geometry``).
 """
 
-from nnopt import losses, parallel
-from nnopt.capture import (Captured, LayerStats, capture, conv_patches,
+from nnopt import losses
+
+from nnopt.engine import parallel
+from nnopt.stats.capture import (Captured, LayerStats, capture, conv_patches,
                            layer_gradients, layer_info)
 from nnopt.data import Dataset, EpochSampler, load_dataset
 from nnopt.models import FNN, VGG, ResNet, build_model, init_params
-from nnopt.step import CaptureSpec, TrainState
-from nnopt.train import Hook, NonFiniteLossError, Run, Trainer
-from nnopt.transforms import (adam_star, block_normalized_gd, cabs_sgd,
-                              coordinate_descent, diag_ef, frobenius_sgd, kfac,
-                              l1_sign_gd, msgd, msign_sgd, msvag, msvag_mb,
-                              sign_sgd, svag)
+from nnopt.engine.step import CaptureSpec, TrainState
+from nnopt.engine.trainer import Hook, NonFiniteLossError, Run, Trainer
+from nnopt.noise_aware import (adam_star, block_normalized_gd, cabs_sgd,
+                               coordinate_descent, diag_ef, l1_sign_gd, msgd,
+                               msign_sgd, msvag, msvag_mb, sign_sgd, svag)
+from nnopt.preconditioning import frobenius_sgd, kfac
 
 __version__ = "0.1.0"
 

@@ -50,13 +50,13 @@ class _Parser(argparse.ArgumentParser):
 def _user_errors() -> tuple[type[BaseException], ...]:
   from nnopt.config import ConfigError  # pylint: disable=g-import-not-at-top
   from nnopt.data import DatasetError  # pylint: disable=g-import-not-at-top
-  from nnopt.optimizers import OptimizerError  # pylint: disable=g-import-not-at-top
+  from nnopt.config.optimizers import OptimizerError  # pylint: disable=g-import-not-at-top
   from nnopt.reproduce import ReproduceError  # pylint: disable=g-import-not-at-top
   errors = [UsageError, RunError, ConfigError, DatasetError, OptimizerError,
             ReproduceError, PermissionError, FileExistsError,
             IsADirectoryError, NotADirectoryError]
-  if "nnopt.train" in sys.modules:
-    errors.append(sys.modules["nnopt.train"].NonFiniteLossError)
+  if "nnopt.engine.trainer" in sys.modules:
+    errors.append(sys.modules["nnopt.engine.trainer"].NonFiniteLossError)
   return tuple(errors)
 
 

@@ -8,7 +8,7 @@ import sys
 import jax
 
 port, process_id, out_file = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-from nnopt import parallel  # noqa: E402
+from nnopt.engine import parallel  # noqa: E402
 
 parallel.initialize_distributed(f"127.0.0.1:{port}", 2, process_id)
 
@@ -18,7 +18,7 @@ import optax  # noqa: E402
 from nnopt import losses  # noqa: E402
 from nnopt.data import load_dataset  # noqa: E402
 from nnopt.models import FNN  # noqa: E402
-from nnopt.train import Trainer  # noqa: E402
+from nnopt.engine.trainer import Trainer  # noqa: E402
 
 assert jax.process_count() == 2 and jax.device_count() == 4, jax.devices()
 trainer = Trainer(FNN((16, 16, 2), activation="tanh"),

@@ -7,7 +7,7 @@ import pytest
 from flax import traverse_util
 
 from nnopt import losses
-from nnopt.capture import capture, conv_patches, layer_gradients, layer_info
+from nnopt.stats.capture import capture, conv_patches, layer_gradients, layer_info
 from nnopt.models import FNN, VGG, ResNet, init_params
 
 

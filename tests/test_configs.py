@@ -12,8 +12,8 @@ import optax
 import pytest
 
 from nnopt import config as C
-from nnopt import optimizers as O
-from nnopt.train import Hook, Trainer
+from nnopt.config import optimizers as O
+from nnopt.engine.trainer import Hook, Trainer
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 CONFIGS = sorted((REPO / "configs").glob("*.py"))

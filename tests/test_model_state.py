@@ -8,13 +8,15 @@ import numpy as np
 import optax
 import pytest
 
-from nnopt import losses, parallel
-from nnopt.capture import capture, layer_gradients, layer_info
+from nnopt import losses
+
+from nnopt.engine import parallel
+from nnopt.stats.capture import capture, layer_gradients, layer_info
 from nnopt.data import Dataset, load_dataset
 from nnopt.models import apply_model, init_variables
 from nnopt.models.deepobs import CharLSTM, WideResNet
-from nnopt.step import TrainState, init_train_state, make_train_step
-from nnopt.train import Trainer
+from nnopt.engine.step import TrainState, init_train_state, make_train_step
+from nnopt.engine.trainer import Trainer
 
 CE = losses.softmax_cross_entropy
 

@@ -10,10 +10,12 @@ import jax
 import numpy as np
 import optax
 
-from nnopt import losses, parallel
+from nnopt import losses
+
+from nnopt.engine import parallel
 from nnopt.data import load_dataset
 from nnopt.models import FNN
-from nnopt.train import Trainer
+from nnopt.engine.trainer import Trainer
 
 
 def _free_port() -> int:

@@ -10,10 +10,12 @@ import numpy as np
 import optax
 import pytest
 
-from nnopt import losses, parallel
+from nnopt import losses
+
+from nnopt.engine import parallel
 from nnopt.data import load_dataset
 from nnopt.models import FNN, VGG
-from nnopt.train import Hook, NonFiniteLossError, Trainer
+from nnopt.engine.trainer import Hook, NonFiniteLossError, Trainer
 
 SPIRAL = load_dataset("spiral")
 
@@ -107,7 +109,7 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
                      workdir=work, checkpoint_every=2, log_every=4)
   with pytest.raises(NonFiniteLossError, match=r"not finite at step 6;") as err:
     trainer.fit()
-  from nnopt.checkpoint import Checkpointer
+  from nnopt.engine.checkpoint import Checkpointer
   ckpt = Checkpointer(os.path.join(work, "checkpoints"))
   last = ckpt.latest_step()
   assert last == 4 and err.value.step == 6

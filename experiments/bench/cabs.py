@@ -32,12 +32,12 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _timing import table  # pylint: disable=wrong-import-position
 
 from nnopt import losses  # pylint: disable=wrong-import-position
-from nnopt.cabs import CABS  # pylint: disable=wrong-import-position
+from nnopt.noise_aware.cabs import CABS  # pylint: disable=wrong-import-position
 from nnopt.data import load_dataset  # pylint: disable=wrong-import-position
 from nnopt.models import VGG  # pylint: disable=wrong-import-position
-from nnopt.step import CaptureSpec  # pylint: disable=wrong-import-position
-from nnopt.train import Hook, Trainer  # pylint: disable=wrong-import-position
-from nnopt.transforms.batch_variance import cabs_sgd  # pylint: disable=wrong-import-position
+from nnopt.engine.step import CaptureSpec  # pylint: disable=wrong-import-position
+from nnopt.engine.trainer import Hook, Trainer  # pylint: disable=wrong-import-position
+from nnopt.noise_aware.batch_variance import cabs_sgd  # pylint: disable=wrong-import-position
 
 STEPS, ROUNDS, FIT_STEPS, SKIP, BLOCK = 300, 6, 33, 3, 10
 

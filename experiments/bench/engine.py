@@ -24,7 +24,7 @@ import optax
 from nnopt import losses
 from nnopt.data import Dataset, load_dataset
 from nnopt.models import FNN, VGG, init_params
-from nnopt.train import Hook, Trainer
+from nnopt.engine.trainer import Hook, Trainer
 
 
 class _Timer(Hook):

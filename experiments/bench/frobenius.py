@@ -33,10 +33,10 @@ import jax.numpy as jnp
 import optax
 
 from nnopt import losses
-from nnopt.capture import capture
+from nnopt.stats.capture import capture
 from nnopt.models import FNN, VGG, init_params
-from nnopt.transforms.frobenius import frobenius_sgd
-from nnopt.transforms.kfac import kfac
+from nnopt.preconditioning.frobenius import frobenius_sgd
+from nnopt.preconditioning.kfac_preset import kfac
 
 MODELS = {
     "mlp": lambda: (FNN((100, 100, 100, 10), "relu"), (100, 784),

@@ -34,7 +34,7 @@ import optax
 from nnopt import growth, losses
 from nnopt.data import load_dataset
 from nnopt.models import FNN, VGG, init_params
-from nnopt.train import Trainer
+from nnopt.engine.trainer import Trainer
 
 CE = losses.softmax_cross_entropy
 

@@ -19,9 +19,9 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _timing import peak_bytes, table, time_calls  # pylint: disable=wrong-import-position
 
 from nnopt import losses  # pylint: disable=wrong-import-position
-from nnopt.capture import capture, layer_info  # pylint: disable=wrong-import-position
+from nnopt.stats.capture import capture, layer_info  # pylint: disable=wrong-import-position
 from nnopt.models import FNN, VGG, init_params  # pylint: disable=wrong-import-position
-from nnopt.variance import (batch_moments, model_example_loss,  # pylint: disable=wrong-import-position
+from nnopt.stats.moments import (batch_moments, model_example_loss,  # pylint: disable=wrong-import-position
                             moments_from_stats)
 
 

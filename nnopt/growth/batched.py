@@ -3,7 +3,7 @@
 The thesis averages 30–40 runs of tiny networks over 1850 epochs per curve
 (spec §4.1). Stepping them one by one through the engine loop costs a
 Python round trip per step; :func:`run_batched` computes the same thing —
-the runs of :class:`nnopt.train.Trainer` with a :class:`nnopt.growth.SensLI`
+the runs of :class:`nnopt.engine.trainer.Trainer` with a :class:`nnopt.growth.SensLI`
 hook, seed by seed — as one compiled ``scan`` over the epochs of a phase,
 vectorized over the runs that share an architecture:
 

@@ -24,7 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from nnopt.capture import layer_info
+from nnopt.stats.capture import layer_info
 from nnopt.growth.architecture import family, layer_input_shapes
 
 

@@ -7,7 +7,7 @@
     merits = candidate_merits(...); selection = select(merits, ...) # l. 7
     new_model, new_params = insert(model, params, selection.chosen)
 
-:class:`SensLI` runs it from :class:`nnopt.train.Trainer`'s loop at the end
+:class:`SensLI` runs it from :class:`nnopt.engine.trainer.Trainer`'s loop at the end
 of given epochs (the thesis's fixed insertion epochs, or regular attempts
 with the threshold rule (4.18)), then swaps architecture, parameters and
 optimizer through ``run.replace``: the optimizer is restarted (reference
@@ -33,7 +33,7 @@ from nnopt.growth.selection import Selection, select
 from nnopt.growth.sensitivity import (Sensitivity, candidate_merits,
                                       reference_merits, sensitivities)
 from nnopt.losses import Loss
-from nnopt.train import Hook
+from nnopt.hooks import Hook
 
 log = logging.getLogger("nnopt.growth")
 
@@ -246,7 +246,7 @@ def sensli_hook(experiment=None, *, at_epochs: Sequence[int] = (),
   experiment's augmentation in the sensitivity epoch (reference code, P8).
   The other options are those of :func:`sensli_step`.
   """
-  from nnopt import optimizers as optimizers_lib  # pylint: disable=g-import-not-at-top
+  from nnopt.config import optimizers as optimizers_lib  # pylint: disable=g-import-not-at-top
   if experiment is None:
     raise ValueError("the 'sensli' hook is built from an experiment config")
   if not at_epochs:

@@ -15,7 +15,7 @@ which
 
 ``model_state`` is the dict of non-parameter collections (``{}`` for models
 without any), as :func:`init_variables` returns it; it lives in
-:class:`nnopt.step.TrainState` next to the parameters.
+:class:`nnopt.engine.step.TrainState` next to the parameters.
 """
 
 from __future__ import annotations

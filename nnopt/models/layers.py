@@ -7,7 +7,7 @@
 * the pre-activation output goes through ``self.perturb('preact', y)``, so the
   gradient with respect to the zero perturbation is the output cotangent.
 
-While a :func:`nnopt.capture.capture` call traces the model, each layer also
+While a :func:`nnopt.stats.capture.capture` call traces the model, each layer also
 records its static description (:class:`LayerInfo`) so that the statistics can
 be interpreted (e.g. which patches a convolution uses) without graph matching.
 """

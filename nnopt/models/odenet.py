@@ -24,7 +24,7 @@ Deviations, because nnopt's engine applies models as pure functions of
 the current batch's statistics in training *and* evaluation (no running
 averages), ``connect_norm='tv'`` makes it per-example; Glorot-*uniform* init
 (same variance as the thesis's Glorot-normal). The stacked residual layers are
-not tagged layers, so :func:`nnopt.capture.capture` reports statistics for the
+not tagged layers, so :func:`nnopt.stats.capture.capture` reports statistics for the
 opening, connecting and output layers only.
 """
 
@@ -36,24 +36,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from nnopt.models.kernels import avg_pool2, basis_kernel
 from nnopt.models.layers import Conv, Dense, activation
 
 Array = jax.Array
-
-
-def avg_pool2(x: Array) -> Array:
-  """2×2 average pooling, stride 2, NHWC (even sizes)."""
-  n, H, W, C = x.shape
-  if H % 2 or W % 2:
-    raise ValueError(f"2x2 pooling needs even spatial sizes, got {H}x{W}")
-  return x.reshape(n, H // 2, 2, W // 2, 2, C).mean(axis=(2, 4))
-
-
-def basis_kernel(a: Array, b: Array) -> Array:
-  """The (a, b) kernel basis; see :func:`nnopt.multilevel.basis_kernel`."""
-  # imported here: nnopt.multilevel imports this module at package import.
-  from nnopt.multilevel.network_transfers import basis_kernel as assemble  # pylint: disable=g-import-not-at-top
-  return assemble(a, b)
 
 
 def tv_normalize(z: Array, eps: float) -> Array:

@@ -1,4 +1,4 @@
-"""MLSGD V-cycles on nnopt's engine loop, as a :class:`nnopt.train.Hook`.
+"""MLSGD V-cycles on nnopt's engine loop, as a :class:`nnopt.engine.trainer.Hook`.
 
 The hook swaps the run's level with ``run.replace(model=, params=,
 optimizer=)``: at the start of a cycle it restricts the fine weights down to
@@ -39,7 +39,7 @@ from nnopt.losses import Loss
 from nnopt.multilevel.mlsgd import (MLSGDConfig, angle_ok, full_gradient,
                                     gates_ok)
 from nnopt.multilevel.transfer import Transfer, compose
-from nnopt.train import Hook, Run
+from nnopt.hooks import Hook, RunView
 
 
 class MLSGDDirectionState(NamedTuple):
@@ -260,7 +260,7 @@ class MLSGDHook(Hook):
                                     jnp.asarray(self.lr(epoch), jnp.float32)})
     return opt_state._replace(inner=(direction, sgd)) if guarded else (direction, sgd)
 
-  def _enter(self, run: Run, level: int, params) -> None:
+  def _enter(self, run: RunView, level: int, params) -> None:
     self.level, self.left = level, self.epochs[level]
     if self.left == 0:
       self._finish_level(run, params)
@@ -291,7 +291,7 @@ class MLSGDHook(Hook):
     self.switches.append((run.step, level))
     run.log["mlsgd_level"] = level
 
-  def _finish_level(self, run: Run, params) -> None:
+  def _finish_level(self, run: RunView, params) -> None:
     """Goes up one level from ``params`` (the level's end point), or ends
     the cycle on the top level."""
     if self.level < self.top:
@@ -308,7 +308,7 @@ class MLSGDHook(Hook):
       return
     self._start_cycle(run, params)
 
-  def _start_cycle(self, run: Run, params) -> None:
+  def _start_cycle(self, run: RunView, params) -> None:
     self.w0 = {self.top: params}
     use_gc, G, self.zeta = self._use_gc(), None, None
     if use_gc and self.variant.startswith("stoch"):
@@ -335,10 +335,10 @@ class MLSGDHook(Hook):
 
   # -- Hook API -------------------------------------------------------------
 
-  def on_start(self, run: Run) -> None:
+  def on_start(self, run: RunView) -> None:
     self._start_cycle(run, run.params)
 
-  def on_epoch_end(self, run: Run) -> None:
+  def on_epoch_end(self, run: RunView) -> None:
     level = self.level
     self.left -= 1
     self.level_epochs[level] += 1

@@ -20,7 +20,7 @@ from typing import Any
 import jax
 import optax
 
-from nnopt import optimizers as optimizers_lib
+from nnopt.config import optimizers as optimizers_lib
 from nnopt.losses import get_loss
 from nnopt.models import MODELS, register_model
 from nnopt.models.odenet import ODEResNet, odenet_regularizer

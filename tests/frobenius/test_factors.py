@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from nnopt import losses
-from nnopt.capture import capture, layer_info
+from nnopt.stats.capture import capture, layer_info
 from nnopt.models import FNN, Conv, Dense, init_params
-from nnopt.preconditioning import factors
-from nnopt.transforms.frobenius import scale_by_frobenius
+from nnopt.stats import kronecker as factors
+from nnopt.preconditioning.frobenius import scale_by_frobenius
 
 CE = losses.softmax_cross_entropy
 

@@ -9,11 +9,11 @@ import optax
 from nnopt import losses
 from nnopt.data import load_dataset
 from nnopt.models import FNN, VGG, ResNet, init_params
-from nnopt.parallel import data_mesh
-from nnopt.step import CaptureSpec
-from nnopt.train import Trainer
-from nnopt.transforms.frobenius import find_state, frobenius_sgd
-from nnopt.transforms.kfac import kfac
+from nnopt.engine.parallel import data_mesh
+from nnopt.engine.step import CaptureSpec
+from nnopt.engine.trainer import Trainer
+from nnopt.preconditioning.frobenius import find_state, frobenius_sgd
+from nnopt.preconditioning.kfac_preset import kfac
 
 
 def _fit(devices, optimizer, model, data, steps=3, samples=1):
@@ -71,10 +71,10 @@ def test_readme_hand_written_loop():
   import jax
   import optax
   from nnopt import losses
-  from nnopt.capture import capture
+  from nnopt.stats.capture import capture
   from nnopt.data import load_dataset
   from nnopt.models import FNN, init_params
-  from nnopt.transforms.frobenius import frobenius_sgd
+  from nnopt.preconditioning.frobenius import frobenius_sgd
 
   data = load_dataset("digits")
   model = FNN((100, 10), activation="sigmoid")

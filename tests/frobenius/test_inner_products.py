@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 
-from nnopt.transforms.inner_products import (InnerProductError, euclidean,
+from nnopt.preconditioning.inner_products import (InnerProductError, euclidean,
                                              fixed_spd, scale_by_inner_products,
                                              scaled_identity, sobolev_grid)
 

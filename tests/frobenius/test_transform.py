@@ -7,11 +7,11 @@ import optax
 import pytest
 
 from nnopt import losses
-from nnopt.capture import LayerStats, capture
+from nnopt.stats.capture import LayerStats, capture
 from nnopt.models import FNN, init_params
-from nnopt.preconditioning import FactorError
-from nnopt.transforms.frobenius import find_state, frobenius_sgd, scale_by_frobenius
-from nnopt.transforms.kfac import kfac
+from nnopt.stats.kronecker import FactorError
+from nnopt.preconditioning.frobenius import find_state, frobenius_sgd, scale_by_frobenius
+from nnopt.preconditioning.kfac_preset import kfac
 
 CE = losses.softmax_cross_entropy
 

@@ -9,7 +9,7 @@ from nnopt import growth, losses
 from nnopt.data import load_dataset
 from nnopt.growth.batched import run_batched
 from nnopt.models import FNN, ResNet
-from nnopt.train import Trainer
+from nnopt.engine.trainer import Trainer
 
 CE = losses.softmax_cross_entropy
 

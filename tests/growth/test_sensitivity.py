@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from nnopt import growth, losses
-from nnopt.capture import capture
+from nnopt.stats.capture import capture
 from nnopt.data import load_dataset
 from nnopt.models import FNN, VGG, ResNet, init_params
 

@@ -9,8 +9,8 @@ import optax
 import pytest
 
 from nnopt import config as C
-from nnopt import optimizers as O
-from nnopt import plugins
+from nnopt.config import optimizers as O
+from nnopt.config import plugins
 from nnopt.models.fnn import FNN
 
 REPO = pathlib.Path(__file__).resolve().parents[2]

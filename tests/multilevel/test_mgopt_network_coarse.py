@@ -9,7 +9,7 @@ import optax.tree_utils as otu
 import pytest
 
 from nnopt import config as C
-from nnopt import optimizers as O
+from nnopt.config import optimizers as O
 from nnopt.losses import get_loss
 from nnopt.models.fnn import FNN
 from nnopt.models.odenet import ODEResNet

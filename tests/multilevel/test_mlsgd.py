@@ -201,7 +201,7 @@ def test_mlsgd_hook_switches_levels_in_engine(numpy_params):
   from nnopt.data import Dataset
   from nnopt.losses import softmax_cross_entropy
   from nnopt.multilevel import MLSGDHook
-  from nnopt.train import Trainer
+  from nnopt.engine.trainer import Trainer
   rng = np.random.default_rng(0)
   x = rng.normal(size=(64, 8, 8, 3)).astype(np.float32)
   y = (np.arange(64) % 10).astype(np.int32)

@@ -17,7 +17,7 @@ from nnopt.losses import softmax_cross_entropy
 from nnopt.multilevel import (LevelProblem, MLSGDConfig, MLSGDHook,
                               depth_transfer, matrix_transfer, mlsgd)
 from nnopt.multilevel.hook import angle_guard
-from nnopt.train import Trainer
+from nnopt.engine.trainer import Trainer
 
 N, B, LR = 96, 32, 0.3
 

@@ -160,7 +160,7 @@ def test_image_operators():
   # Pᵀ = 4R for replication vs average pooling
   transpose = jax.linear_transpose(replicate2, avg_pool2(x))
   np.testing.assert_allclose(transpose(x)[0], 4 * avg_pool2(x), atol=1e-5)
-  with pytest.raises(TransferError, match="even"):
+  with pytest.raises(ValueError, match="even"):
     avg_pool2(jnp.zeros((1, 5, 4, 1)))
 
 

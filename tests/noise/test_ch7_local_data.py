@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nnopt import fisher as F
-from nnopt import fisher_data as FD
+from nnopt.noise_aware import fisher as F
+from nnopt.noise_aware import fisher_data as FD
 from nnopt.reproduce import Claims
 
 _PATH = (Path(__file__).resolve().parents[2] / "experiments"

@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nnopt import fisher as F
-from nnopt import geometry as G
+from nnopt.noise_aware import fisher as F
+from nnopt.noise_aware import geometry as G
 
 
 def _brute_linf(h):

@@ -1,4 +1,4 @@
-"""nnopt.layer_moments (patches / fused / Gram paths, chunking) and
+"""nnopt.stats.layer_moments (patches / fused / Gram paths, chunking) and
 variance.trace_from_stats against vmap(grad) per-example gradients."""
 
 import flax.linen as nn
@@ -7,10 +7,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nnopt import layer_moments, losses
-from nnopt.capture import capture, conv_patches, layer_info
+from nnopt import losses
+
+from nnopt.stats import layer_moments
+from nnopt.stats.capture import capture, conv_patches, layer_info
 from nnopt.models import Conv, Dense, init_params
-from nnopt.variance import (model_example_loss, moments_from_stats,
+from nnopt.stats.moments import (model_example_loss, moments_from_stats,
                             per_example_grads, trace_from_stats)
 
 

@@ -1,4 +1,4 @@
-"""Noise-aware transforms and CABS inside nnopt.train.Trainer: 8 simulated
+"""Noise-aware transforms and CABS inside nnopt.engine.trainer.Trainer: 8 simulated
 devices equal 1 device; CABS compiles once per bucket."""
 
 import functools
@@ -8,15 +8,17 @@ import numpy as np
 import optax
 import pytest
 
-from nnopt import losses, parallel
-from nnopt.cabs import CABS, CABSError, Competitor, cabs_next
+from nnopt import losses
+
+from nnopt.engine import parallel
+from nnopt.noise_aware.cabs import CABS, CABSError, Competitor, cabs_next
 from nnopt.data import load_dataset
 from nnopt.models import FNN, VGG
-from nnopt.step import CaptureSpec
-from nnopt.train import Trainer
-from nnopt.transforms import noise_aware as na
-from nnopt.transforms import steepest_descent as sd
-from nnopt.transforms.batch_variance import cabs_sgd, track_batch_variance
+from nnopt.engine.step import CaptureSpec
+from nnopt.engine.trainer import Trainer
+from nnopt.noise_aware import adaptation as na
+from nnopt.noise_aware import steepest_descent as sd
+from nnopt.noise_aware.batch_variance import cabs_sgd, track_batch_variance
 
 SPIRAL = load_dataset("spiral")
 
@@ -84,7 +86,7 @@ def test_cabs_grows_batch_compiles_per_bucket_and_matches_one_device():
   seen = [h["examples_seen"] for h in t8.history]
   assert seen == list(np.cumsum(sizes))
   # replay Algorithm 1 on the recorded losses and traces: same sizes
-  from nnopt.cabs import BatchRuleState
+  from nnopt.noise_aware.cabs import BatchRuleState
   state = BatchRuleState(batch_size=16)
   for h in t8.history[:-1]:
     state = cabs_next(state, h["train_loss"], h["cabs_trace"], 0.3,
@@ -109,7 +111,7 @@ def test_cabs_lag_one_decides_from_the_previous_step():
   for prev, cur in zip(h, h[1:]):
     assert cur["cabs_loss"] == pytest.approx(prev["train_loss"], rel=1e-6)
     assert cur["cabs_batch_size"] == prev["cabs_next_batch_size"]
-  from nnopt.cabs import BatchRuleState
+  from nnopt.noise_aware.cabs import BatchRuleState
   state = BatchRuleState(batch_size=16)
   for rec in h[1:]:
     state = cabs_next(state, rec["cabs_loss"], rec["cabs_trace"], 0.3,

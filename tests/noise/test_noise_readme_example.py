@@ -7,10 +7,10 @@ import numpy as np
 import optax
 
 from nnopt import losses
-from nnopt.capture import capture
+from nnopt.stats.capture import capture
 from nnopt.models import FNN, init_params
-from nnopt.transforms.noise_aware import msvag, msvag_mb
-from nnopt.variance import moments_from_stats
+from nnopt.noise_aware.adaptation import msvag, msvag_mb
+from nnopt.stats.moments import moments_from_stats
 
 
 def test_hand_written_loop_with_msvag_and_variance():

@@ -1,4 +1,4 @@
-"""nnopt.transforms.noise_aware / steepest_descent against the numpy
+"""nnopt.noise_aware.adaptation / steepest_descent against the numpy
 references of numpy_reference.py, over many steps and under jit."""
 
 import functools
@@ -10,9 +10,9 @@ import optax
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from nnopt.transforms import noise_aware as na
-from nnopt.transforms import steepest_descent as sd
-from nnopt.variance import VarianceError
+from nnopt.noise_aware import adaptation as na
+from nnopt.noise_aware import steepest_descent as sd
+from nnopt.stats.moments import VarianceError
 from tests.noise.numpy_reference import Reference, block_normalized
 
 PARAMS = {"a": jnp.array([1.0, -2.0, 0.5]), "b": {"w": jnp.ones((2, 2)) * 0.3}}

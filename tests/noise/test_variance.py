@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from nnopt import losses
-from nnopt.capture import capture, layer_info
+from nnopt.stats.capture import capture, layer_info
 from nnopt.models import FNN, VGG, Conv, Dense, init_params
-from nnopt.variance import (VarianceError, batch_moments, capture_moments,
+from nnopt.stats.moments import (VarianceError, batch_moments, capture_moments,
                             ema_rho, ema_variance, model_example_loss,
                             moments_from_per_example, moments_from_stats,
                             per_example_grads)

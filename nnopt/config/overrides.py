@@ -6,11 +6,11 @@ import ast
 import dataclasses
 from typing import Any, Iterable, Mapping, Sequence
 
-from nnopt.experiment.schema import (_OWNS, _SPECIAL, DEFAULT_VARIANT, SCHEMA,
+from nnopt.config.schema import (_OWNS, _SPECIAL, DEFAULT_VARIANT, SCHEMA,
                                      ConfigError, Field, Options,
                                      _check_field, _merge, _unknown_key,
                                      defaults, to_plain)
-from nnopt.experiment.validation import validate
+from nnopt.config.validation import validate
 
 
 # -- overrides (--set) -------------------------------------------------------------
@@ -176,7 +176,7 @@ def resolve(config: Any, variant: str | None = None, *, quick: bool = False,
   Raises:
     ConfigError: unknown key, name or option, or a wrong type.
   """
-  from nnopt import plugins  # pylint: disable=g-import-not-at-top
+  from nnopt.config import plugins  # pylint: disable=g-import-not-at-top
   plugins.register_all()
   overrides = [parse_override(o) if isinstance(o, str) else o
                for o in overrides]

@@ -10,8 +10,8 @@ import types
 import typing
 from typing import Any, Callable, Mapping, Sequence
 
-from nnopt import optimizers as optimizers_lib
-from nnopt.experiment.schema import (SCHEMA, ConfigError, NoneType, Options,
+from nnopt.config import optimizers as optimizers_lib
+from nnopt.config.schema import (SCHEMA, ConfigError, NoneType, Options,
                                      _check_field, _unknown_key)
 
 
@@ -214,7 +214,7 @@ def register_hook(name: str, factory: Callable[..., Any], *,
 
   Args:
     name: registry name.
-    factory: ``factory(**options) -> nnopt.train.Hook``. If it has a
+    factory: ``factory(**options) -> nnopt.engine.trainer.Hook``. If it has a
       parameter named ``experiment``, it also receives the built
       :class:`Experiment` (dataset, model, loss, …).
     overwrite: allow replacing an existing entry.

@@ -5,8 +5,8 @@
 * optimizers: ``msgd``, ``sign_sgd``, ``msign_sgd``, ``svag``, ``msvag``,
   ``msvag_mb``, ``adam_star``, ``l1_sign_gd``, ``block_normalized_gd``,
   ``coordinate_descent``, ``diag_ef``, ``cabs_sgd``;
-* hooks: ``cabs`` (:class:`nnopt.cabs.CABS`), ``competitor``
-  (:class:`nnopt.cabs.Competitor`);
+* hooks: ``cabs`` (:class:`nnopt.noise_aware.cabs.CABS`), ``competitor``
+  (:class:`nnopt.noise_aware.cabs.Competitor`);
 * models: ``conv_pool_net``, ``wide_resnet``, ``char_lstm``
   (:mod:`nnopt.models.deepobs`).
 
@@ -19,10 +19,14 @@ from __future__ import annotations
 def register() -> None:
   """Adds the names above to the registries (no-op for names already there)."""
   # pylint: disable=import-outside-toplevel
-  from nnopt import cabs, config, optimizers
+  from nnopt import config
+  from nnopt.noise_aware import cabs
+  from nnopt.config import optimizers
   from nnopt.models import MODELS, register_model
   from nnopt.models import deepobs
-  from nnopt.transforms import batch_variance, noise_aware, steepest_descent
+  from nnopt.noise_aware import batch_variance
+  from nnopt.noise_aware import adaptation as noise_aware
+  from nnopt.noise_aware import steepest_descent
 
   factories = {
       "msgd": noise_aware.msgd, "sign_sgd": noise_aware.sign_sgd,

@@ -16,8 +16,8 @@ _FAMILIES = (
     # (module, name of its registration function or None if import registers)
     ("nnopt.growth", None),
     ("nnopt.multilevel", None),
-    ("nnopt.transforms.noise_aware_registry", "register"),
-    ("nnopt.transforms.frobenius_setup", "register"),
+    ("nnopt.config.noise_aware_names", "register"),
+    ("nnopt.config.frobenius_names", "register"),
 )
 
 _done = False

@@ -11,7 +11,7 @@ The optimizer is any optax transformation; it is called as
                      batch={'x': ..., 'y': ..., 'weights': ...})
 
 so that transforms which need more than the gradient (layer statistics from
-:func:`nnopt.capture.capture`, the batch loss, a loss oracle for line
+:func:`nnopt.stats.capture.capture`, the batch loss, a loss oracle for line
 searches, the padding mask, the batch itself for transforms that evaluate
 another model on it, such as a coarse level) take them as keyword extra
 args; transforms that do not know an extra arg ignore it, as optax does.
@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from nnopt.capture import capture
+from nnopt.stats.capture import capture
 from nnopt.losses import Loss, accuracy
 from nnopt.models.apply import apply_model
 

@@ -24,9 +24,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from nnopt.transforms.noise_aware import (_alias, moments_from_extra_args,
+from nnopt.noise_aware.adaptation import (_alias, moments_from_extra_args,
                                           skip_if_nonfinite, zeros_like_tree)
-from nnopt.variance import BatchMoments, VarianceError, check_beta, debias
+from nnopt.stats.moments import BatchMoments, VarianceError, check_beta, debias
 
 Array = jax.Array
 
@@ -165,7 +165,7 @@ def scale_by_diag_ef(damping: float = 1e-8, decay: float | None = None,
     damping: λ > 0.
     decay: optional EMA constant in [0, 1) for q.
     sqrt: precondition with √q (Adam-like, §7.5) instead of q.
-    layers, chunk_size: see :func:`nnopt.variance.moments_from_stats`.
+    layers, chunk_size: see :func:`nnopt.stats.moments.moments_from_stats`.
 
   References:
     Balles (2021), (7.7), (7.22), (D.32) (diagonal version).

@@ -17,7 +17,7 @@ optional and defaults to the value shown:
     model = dict(name='fnn',             # nnopt.models.MODELS
                  options={})             # dataclass fields, e.g. widths=(32, 2)
     loss = 'softmax_cross_entropy'       # nnopt.losses.LOSSES
-    optimizer = dict(name='sgd',         # nnopt.optimizers.OPTIMIZERS
+    optimizer = dict(name='sgd',         # nnopt.config.optimizers.OPTIMIZERS
                      learning_rate=0.01, # number, None, or a schedule:
                      #   {'schedule': 'cosine_decay_schedule',
                      #    'init_value': 0.1, 'decay_steps': 1000}
@@ -45,23 +45,23 @@ changes one variant; ``--set optimizer.learning_rate=0.1`` changes every run.
 :func:`resolve` produces one plain, validated dict per variant without
 touching data; :func:`build` loads the dataset and returns an
 :class:`Experiment`, from which :meth:`Experiment.trainer` makes the
-:class:`nnopt.train.Trainer`. Every mistake (unknown name, key or option, wrong
+:class:`nnopt.engine.trainer.Trainer`. Every mistake (unknown name, key or option, wrong
 type) is a :class:`ConfigError` whose message names the key and the allowed
 values. Loop hooks join configs through :func:`register_hook`, optimizers
-through :func:`nnopt.optimizers.register_optimizer`.
+through :func:`nnopt.config.optimizers.register_optimizer`.
 
-This module is the public interface; the code lives in :mod:`nnopt.experiment`.
+This module is the public interface; the code lives in :mod:`nnopt.config`.
 """
 
-from nnopt.experiment.build import (Experiment, build, dataset_key,
+from nnopt.config.build import (Experiment, build, dataset_key,
                                     load_config_file, load_dataset)
-from nnopt.experiment.overrides import (Override, apply_overrides,
+from nnopt.config.overrides import (Override, apply_overrides,
                                         parse_override, parse_value, resolve,
                                         variant_names)
-from nnopt.experiment.schema import (DEFAULT_VARIANT, SCHEMA, ConfigError,
+from nnopt.config.schema import (DEFAULT_VARIANT, SCHEMA, ConfigError,
                                      Field, Options, base_config, defaults,
                                      schema_paths, to_plain)
-from nnopt.experiment.validation import (HOOKS, get_hook, register_hook,
+from nnopt.config.validation import (HOOKS, get_hook, register_hook,
                                          validate)
 
 __all__ = [

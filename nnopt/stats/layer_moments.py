@@ -1,14 +1,14 @@
 """Second moments of per-example gradients of one layer, from its statistics.
 
 For a tagged layer with inputs ``a`` and cotangents ``c`` of the weighted MEAN
-loss (:func:`nnopt.capture.capture`), example n's gradient is
+loss (:func:`nnopt.stats.capture.capture`), example n's gradient is
 ``G_n = r_n Σ_p a_{n,p} ⊗ c_{n,p}`` with ``r_n = m / w_n`` and p running over
 the positions that share the weights (one position for a Dense layer on
 vectors, the output pixels of a convolution, the tokens of a sequence; for a
 convolution ``a_{n,p}`` is the input patch at p). Two quantities are needed:
 
 * :func:`layer_sq_sum` — ``Q = Σ_n w_n G_n²`` elementwise (per-coordinate
-  variances, M-SVAG, :class:`nnopt.variance.BatchMoments`);
+  variances, M-SVAG, :class:`nnopt.stats.moments.BatchMoments`);
 * :func:`layer_sq_norm_sum` — ``Σ_n w_n ‖G_n‖²``, a scalar (the trace of the
   variance, CABS).
 
@@ -49,7 +49,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from nnopt.capture import LayerStats, conv_padding, conv_taps
+from nnopt.stats.capture import LayerStats, conv_padding, conv_taps
 from nnopt.models.layers import LayerInfo
 
 Array = jax.Array
@@ -65,7 +65,7 @@ CHUNK_FLOATS = 1 << 21
 class VarianceError(ValueError):
   """A variance cannot be estimated from the given input.
 
-  Re-exported as :class:`nnopt.variance.VarianceError`.
+  Re-exported as :class:`nnopt.stats.moments.VarianceError`.
   """
 
 
@@ -75,7 +75,7 @@ def infer_conv_info(stats: LayerStats, kernel_shape: tuple[int, ...],
 
   Raises:
     VarianceError: when no, or more than one, (stride, SAME|VALID) pair fits;
-      then pass the layer infos (:func:`nnopt.capture.layer_info`).
+      then pass the layer infos (:func:`nnopt.stats.capture.layer_info`).
   """
   kh, kw = kernel_shape[:2]
   h, w = stats.inputs.shape[1:3]
@@ -93,7 +93,7 @@ def infer_conv_info(stats: LayerStats, kernel_shape: tuple[int, ...],
     raise VarianceError(
         f"cannot infer the strides/padding of a conv layer (input {h}x{w}, "
         f"output {ho}x{wo}, kernel {kh}x{kw}); pass "
-        "layers=nnopt.capture.layer_info(model, params, x)")
+        "layers=nnopt.stats.capture.layer_info(model, params, x)")
   return fits[0]
 
 

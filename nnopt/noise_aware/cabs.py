@@ -18,7 +18,7 @@ with ``tr Σ̂ = Σ_j s_j`` the trace of the per-EXAMPLE gradient covariance
 uses ``m = σ̄² / (θ_c² N̄)`` with N̄ an EMA of ``‖g‖²`` (4.18).
 
 Usage with the engine (the optimizer must record the variance, see
-:func:`nnopt.transforms.batch_variance.track_batch_variance`):
+:func:`nnopt.noise_aware.batch_variance.track_batch_variance`):
 
 .. code-block:: python
 
@@ -49,9 +49,9 @@ from typing import Any, NamedTuple
 import jax
 
 from nnopt.data import default_buckets
-from nnopt.train import Hook
-from nnopt.transforms.batch_variance import find_batch_variance
-from nnopt.variance import check_beta
+from nnopt.hooks import Hook
+from nnopt.noise_aware.batch_variance import find_batch_variance
+from nnopt.stats.moments import check_beta
 
 
 class CABSError(ValueError):
@@ -153,7 +153,7 @@ class _BatchRuleHook(Hook):
     if recorded is None:
       raise CABSError(
           f"{type(self).__name__} needs the batch variance in the optimizer "
-          "state: use nnopt.transforms.batch_variance.cabs_sgd(lr) or chain "
+          "state: use nnopt.noise_aware.batch_variance.cabs_sgd(lr) or chain "
           "track_batch_variance() in front of the optimizer, with "
           "capture=CaptureSpec(stats=True)")
     current = self._inputs(recorded, metrics)

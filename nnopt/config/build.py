@@ -9,10 +9,10 @@ import json
 import os
 from typing import Any, Callable, Iterable, Mapping
 
-from nnopt import optimizers as optimizers_lib
-from nnopt.experiment.overrides import Override, resolve
-from nnopt.experiment.schema import ConfigError, to_plain
-from nnopt.experiment.validation import _wants_experiment, get_hook
+from nnopt.config import optimizers as optimizers_lib
+from nnopt.config.overrides import Override, resolve
+from nnopt.config.schema import ConfigError, to_plain
+from nnopt.config.validation import _wants_experiment, get_hook
 
 
 # -- build ---------------------------------------------------------------------------
@@ -20,7 +20,7 @@ from nnopt.experiment.validation import _wants_experiment, get_hook
 
 @dataclasses.dataclass
 class Experiment:
-  """Everything a :class:`nnopt.train.Trainer` needs, built from a config.
+  """Everything a :class:`nnopt.engine.trainer.Trainer` needs, built from a config.
 
   Attributes:
     config: the resolved plain-dict config.
@@ -44,8 +44,8 @@ class Experiment:
 
   def trainer(self, workdir: str | None = None, *, progress: bool = True,
               **overrides: Any):
-    """A fresh :class:`nnopt.train.Trainer` for this experiment."""
-    from nnopt.train import Trainer  # pylint: disable=g-import-not-at-top
+    """A fresh :class:`nnopt.engine.trainer.Trainer` for this experiment."""
+    from nnopt.engine.trainer import Trainer  # pylint: disable=g-import-not-at-top
     kwargs = {**self.trainer_kwargs, **overrides}
     return Trainer(self.model, self.loss, self.optimizer, self.dataset,
                    hooks=self.hooks, augment=self.augment, workdir=workdir,
@@ -111,7 +111,7 @@ def build(config: Any, *, variant: str | None = None, quick: bool = False,
   """
   from nnopt.losses import get_loss  # pylint: disable=g-import-not-at-top
   from nnopt.models import build_model  # pylint: disable=g-import-not-at-top
-  from nnopt.step import CaptureSpec  # pylint: disable=g-import-not-at-top
+  from nnopt.engine.step import CaptureSpec  # pylint: disable=g-import-not-at-top
 
   resolved = resolve(config, variant, quick=quick, overrides=overrides)
   try:

@@ -16,7 +16,7 @@ where its denominator is 0 and is clipped to [0, 1].
 
 Every transform here skips a step whose incoming update is not finite: it
 returns zero updates and leaves its state unchanged (no NaN ever enters the
-state). A concrete β outside [0, 1) raises :class:`nnopt.variance.VarianceError`.
+state). A concrete β outside [0, 1) raises :class:`nnopt.stats.moments.VarianceError`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from nnopt.variance import (BatchMoments, VarianceError, check_beta, debias,
+from nnopt.stats.moments import (BatchMoments, VarianceError, check_beta, debias,
                             ema_rho, ema_variance, moments_from_stats)
 
 Array = jax.Array
@@ -321,7 +321,7 @@ def batch_variance_from_extra_args(updates, *, variance=None, stats=None,
                                    chunk_size=None) -> Any:
   """Variance of the mean gradient from a transform's extra args.
 
-  ``variance`` (a pytree, or a :class:`nnopt.variance.BatchMoments`) wins;
+  ``variance`` (a pytree, or a :class:`nnopt.stats.moments.BatchMoments`) wins;
   else the engine's ``stats``/``weights``/``grad`` give it by the fast path.
   """
   if variance is not None:
@@ -339,7 +339,7 @@ def moments_from_extra_args(updates, *, stats=None, weights=None, grad=None,
   if not stats:
     raise VarianceError(
         f"{who} needs per-example gradient information: pass variance=... "
-        "(e.g. nnopt.variance.batch_moments(...)) or the layer statistics "
+        "(e.g. nnopt.stats.moments.batch_moments(...)) or the layer statistics "
         "stats=capture(...).stats (in the Trainer: "
         "capture=CaptureSpec(stats=True))")
   return moments_from_stats(stats, updates if grad is None else grad,

@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from nnopt.capture import conv_patches
+from nnopt.stats.capture import conv_patches
 from nnopt.models.layers import LayerInfo
 
 Array = jax.Array
@@ -91,7 +91,7 @@ def _conv_dim(size: int, out: int, k: int) -> tuple[int, str]:
   raise FactorError(
       f"cannot infer stride/padding of a convolution from input size {size}, "
       f"output size {out} and kernel size {k}; pass layer_info="
-      "nnopt.capture.layer_info(model, params, x)")
+      "nnopt.stats.capture.layer_info(model, params, x)")
 
 
 def layer_geometry(kernel_shape: tuple[int, ...], inputs_shape=None,

@@ -1,7 +1,7 @@
 """K-FAC as an option set of the covariance preconditioner (Kreis §2.5.4).
 
 K-FAC (Martens & Grosse 2015) uses the same Kronecker factors as
-:func:`nnopt.transforms.frobenius.scale_by_frobenius` (uncentered second
+:func:`nnopt.preconditioning.frobenius.scale_by_frobenius` (uncentered second
 moments, model-sampled targets) with its own practical choices:
 
 * factored Tikhonov damping with π-balancing,
@@ -24,8 +24,8 @@ from typing import Any, Mapping
 
 import optax
 
-from nnopt.preconditioning.factors import FactorError
-from nnopt.transforms.frobenius import scale_by_frobenius
+from nnopt.stats.kronecker import FactorError
+from nnopt.preconditioning.frobenius import scale_by_frobenius
 
 
 def scale_by_kfac(damping: float = 1e-3, *, curvature_ema: float = 0.95,

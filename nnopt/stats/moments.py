@@ -20,7 +20,7 @@ Two paths give the same :class:`BatchMoments`:
 
 * :func:`batch_moments` — the reference: ``vmap(grad)`` of a one-example loss,
   any model, optionally in chunks (``lax.scan``) to bound memory.
-* :func:`moments_from_stats` — from :func:`nnopt.capture.capture`'s layer
+* :func:`moments_from_stats` — from :func:`nnopt.stats.capture.capture`'s layer
   inputs ``a`` and output cotangents ``c`` of the mean loss. For a Dense layer
   example n's gradient is ``(m / w_n) a_n ⊗ c_n``, hence (Balles' TF trick)
 
@@ -32,8 +32,8 @@ Two paths give the same :class:`BatchMoments`:
   gradient ``A_nᵀ C_n`` from its patches ``A_n`` (positions ×
   ``kh·kw·C_in``, built from static slices of the padded input) in chunks of
   examples (``lax.scan``): memory about 8 MiB per chunk by default
-  (:data:`nnopt.layer_moments.CHUNK_FLOATS`), or ``chunk_size`` examples ×
-  (patches + ``|kernel|`` + cotangents). See :mod:`nnopt.layer_moments`.
+  (:data:`nnopt.stats.layer_moments.CHUNK_FLOATS`), or ``chunk_size`` examples ×
+  (patches + ``|kernel|`` + cotangents). See :mod:`nnopt.stats.layer_moments`.
 
 :func:`trace_from_stats` gives only ``tr Σ̂`` (CABS): it needs per-example
 squared NORMS, for which a layer with few positions uses the cheaper Gram
@@ -54,8 +54,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from nnopt.capture import LayerStats, capture
-from nnopt.layer_moments import (VarianceError, infer_conv_info,
+from nnopt.stats.capture import LayerStats, capture
+from nnopt.stats.layer_moments import (VarianceError, infer_conv_info,
                                   layer_sq_norm_sum, layer_sq_sum)
 from nnopt.losses import Loss
 from nnopt.models.layers import LayerInfo
@@ -311,10 +311,10 @@ def moments_from_stats(stats: Mapping[str, LayerStats], grads, *,
                        layers: Mapping[str, LayerInfo] | None = None,
                        ddof: int = 1,
                        chunk_size: int | None = None) -> BatchMoments:
-  """Fast moments from :func:`nnopt.capture.capture` statistics.
+  """Fast moments from :func:`nnopt.stats.capture.capture` statistics.
 
   Per layer: one matmul for Dense layers on vectors, the chunked
-  per-example path of :func:`nnopt.layer_moments.layer_sq_sum` for
+  per-example path of :func:`nnopt.stats.layer_moments.layer_sq_sum` for
   convolutions and sequences (memory in the module docstring).
 
   Args:
@@ -326,7 +326,7 @@ def moments_from_stats(stats: Mapping[str, LayerStats], grads, *,
       nothing, conv strides/padding are inferred when unambiguous.
     ddof: 1 (unbiased) or 0.
     chunk_size: examples per chunk in the exact conv path (memory bound);
-      default: chunks of about :data:`nnopt.layer_moments.CHUNK_FLOATS`
+      default: chunks of about :data:`nnopt.stats.layer_moments.CHUNK_FLOATS`
       floats.
 
   Raises:
@@ -373,7 +373,7 @@ def trace_from_stats(stats: Mapping[str, LayerStats], grads, *,
   """``tr Σ̂ = (Σ_n w_n ‖G_n‖² − m ‖g‖²) / (m − ddof)`` from capture stats.
 
   Needs only per-example squared gradient NORMS, which each layer computes by
-  the cheaper of its exact paths (:func:`nnopt.layer_moments.norm_method`:
+  the cheaper of its exact paths (:func:`nnopt.stats.layer_moments.norm_method`:
   per-example gradients from patches, or the Gram form
   ``Σ_{p,q}(a_p·a_q)(c_p·c_q)`` when a layer has few positions); nothing per
   coordinate is kept. Equals
@@ -424,7 +424,7 @@ def capture_moments(model: nn.Module, params, inputs: Array, targets: Array,
                     ddof: int = 1, chunk_size: int | None = None):
   """One forward/backward: ``(loss, BatchMoments)`` by the fast path."""
   cap = capture(model, params, inputs, targets, loss, weights=weights)
-  from nnopt.capture import layer_info  # pylint: disable=import-outside-toplevel
+  from nnopt.stats.capture import layer_info  # pylint: disable=import-outside-toplevel
   layers = layer_info(model, params, inputs)
   return cap.loss, moments_from_stats(cap.stats, cap.grads, weights=weights,
                                       layers=layers, ddof=ddof,

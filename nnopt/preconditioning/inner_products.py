@@ -15,7 +15,7 @@ inner products give plain SGD.
 Predefined inner products (:func:`euclidean`, :func:`scaled_identity`,
 :func:`fixed_spd`, :func:`sobolev_grid`) are fixed during training (Example
 5.4); the data-driven covariance inner products are
-:func:`nnopt.transforms.frobenius.scale_by_frobenius`.
+:func:`nnopt.preconditioning.frobenius.scale_by_frobenius`.
 """
 
 from __future__ import annotations

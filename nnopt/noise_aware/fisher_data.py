@@ -47,7 +47,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from nnopt import fisher as F
+from nnopt.noise_aware import fisher as F
 
 A1A_FEATURES = 123
 ENERGY_Y1 = 8  # column of the heating load in the 10-column UCI Energy file

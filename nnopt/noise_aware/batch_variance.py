@@ -1,11 +1,11 @@
 """A pass-through transform that records the batch's gradient-noise statistics.
 
-Methods that act between steps (CABS, :mod:`nnopt.cabs`) need the gradient
+Methods that act between steps (CABS, :mod:`nnopt.noise_aware.cabs`) need the gradient
 variance of the step that was just taken. The engine hands every transform the
 layer statistics (``stats``), the mask (``weights``), the mean gradient
 (``grad``) and the loss (``value``) as extra args; :func:`track_batch_variance`
 turns them into the trace of the per-example covariance by
-:func:`nnopt.variance.trace_from_stats` (per-example squared gradient norms,
+:func:`nnopt.stats.moments.trace_from_stats` (per-example squared gradient norms,
 each layer by its cheaper exact path; nothing per coordinate) and keeps it in
 its state, where a hook reads it (:func:`find_batch_variance`). The updates
 pass through unchanged, so it goes in front of any optimizer:
@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from nnopt.variance import VarianceError, trace_from_stats
+from nnopt.stats.moments import VarianceError, trace_from_stats
 
 Array = jax.Array
 
@@ -67,7 +67,7 @@ def track_batch_variance(ddof: int = 1, *, layers=None,
     chunk_size: examples per chunk of the per-example paths (memory bound).
     method: per-example norm path of shared-weight layers, ``'auto'``
       (cheaper per layer), ``'patches'`` or ``'gram'``; see
-      :func:`nnopt.variance.trace_from_stats`.
+      :func:`nnopt.stats.moments.trace_from_stats`.
 
   References:
     Balles (2021), (3.30), Alg. 1 line 4.
@@ -122,7 +122,7 @@ def find_batch_variance(opt_state: Any) -> BatchVarianceState | None:
 
 def cabs_sgd(learning_rate: optax.ScalarOrSchedule, ddof: int = 1, *,
              layers=None, chunk_size: int | None = None, method: str = "auto"):
-  """Plain SGD that also records the batch variance for :class:`nnopt.cabs.CABS`."""
+  """Plain SGD that also records the batch variance for :class:`nnopt.noise_aware.cabs.CABS`."""
   return optax.chain(
       track_batch_variance(ddof, layers=layers, chunk_size=chunk_size,
                            method=method),

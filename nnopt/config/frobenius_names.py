@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from nnopt.transforms.frobenius import frobenius_sgd
-from nnopt.transforms.kfac import kfac
+from nnopt.preconditioning.frobenius import frobenius_sgd
+from nnopt.preconditioning.kfac_preset import kfac
 
 EXP1_GRID = tuple(float(v) for v in np.logspace(0, -5, num=30))
 EXP2_SGD_GRID = tuple(sorted(set(float(v) for v in np.logspace(0, -5, 50))
@@ -47,7 +47,7 @@ def torch_mse_equivalent(learning_rate: float, output_dim: int
 def inner_product_sgd(learning_rate, inner_products: Any = None):
   """SGD in fixed inner products (Euclidean where none is given)."""
   import optax  # pylint: disable=g-import-not-at-top
-  from nnopt.transforms.inner_products import scale_by_inner_products  # pylint: disable=g-import-not-at-top
+  from nnopt.preconditioning.inner_products import scale_by_inner_products  # pylint: disable=g-import-not-at-top
   return optax.chain(scale_by_inner_products(dict(inner_products or {})),
                      optax.scale_by_learning_rate(learning_rate))
 
@@ -68,7 +68,7 @@ def _autoencoder(base: str):
 def register() -> None:
   """Registers the optimizers and datasets above (idempotent)."""
   from nnopt.data import registry  # pylint: disable=g-import-not-at-top
-  from nnopt.optimizers import OPTIMIZERS, register_optimizer  # pylint: disable=g-import-not-at-top
+  from nnopt.config.optimizers import OPTIMIZERS, register_optimizer  # pylint: disable=g-import-not-at-top
   for name, factory in (("frobenius_sgd", frobenius_sgd), ("kfac", kfac),
                         ("inner_product_sgd", inner_product_sgd)):
     if name not in OPTIMIZERS:

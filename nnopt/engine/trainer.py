@@ -28,12 +28,13 @@ import numpy as np
 import optax
 import tqdm
 
-from nnopt import parallel
-from nnopt.checkpoint import Checkpointer
+from nnopt.engine import parallel
+from nnopt.engine.checkpoint import Checkpointer
+from nnopt.hooks import Hook
 from nnopt.data import EpochSampler
 from nnopt.losses import Loss
 from nnopt.models.apply import init_variables, initial_model_state
-from nnopt.step import (CaptureSpec, TrainState, accumulating,
+from nnopt.engine.step import (CaptureSpec, TrainState, accumulating,
                         init_train_state, make_eval_step, make_train_step,
                         metric_names)
 
@@ -47,29 +48,6 @@ class NonFiniteLossError(RuntimeError):
     super().__init__(f"training loss is not finite at step {step}; stopped "
                      f"the run; {kept}")
     self.step = step
-
-
-class Hook:
-  """Base class of loop hooks; override the methods you need.
-
-  Hooks see the :class:`Run` and may change it. ``state_dict`` /
-  ``load_state_dict`` make a hook resumable (JSON-serializable dicts).
-  """
-
-  def on_start(self, run: "Run") -> None:
-    """Called once before the first step (also after a resume)."""
-
-  def on_step(self, run: "Run", metrics: dict[str, jax.Array]) -> None:
-    """Called after every step with its device-side metrics."""
-
-  def on_epoch_end(self, run: "Run") -> None:
-    """Called when the sampler finished an epoch."""
-
-  def state_dict(self) -> dict[str, Any]:
-    return {}
-
-  def load_state_dict(self, state: dict[str, Any], run: "Run") -> None:
-    del state, run
 
 
 @dataclasses.dataclass
@@ -133,7 +111,7 @@ class Trainer:
   Args:
     model: flax module (an nnopt model).
     loss: an :class:`nnopt.losses.Loss`.
-    optimizer: any optax transformation (extra args: see :mod:`nnopt.step`).
+    optimizer: any optax transformation (extra args: see :mod:`nnopt.engine.step`).
     dataset: an :class:`nnopt.data.Dataset`.
     batch_size: global batch size; None for full batch.
     num_steps / num_epochs: when to stop (the first reached).

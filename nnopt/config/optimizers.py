@@ -17,7 +17,7 @@ own methods join with :func:`register_optimizer`:
 
 .. code-block:: python
 
-    register_optimizer('msvag', nnopt.transforms.msvag)
+    register_optimizer('msvag', nnopt.noise_aware.msvag)
 
 A factory is called as ``factory(learning_rate, **options)``; options are
 checked against its signature (unknown names and, where the default reveals

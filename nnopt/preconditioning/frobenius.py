@@ -11,7 +11,7 @@ the output gradients:
 
 with A, G the (centered or uncentered) second moments of the layer inputs
 and of the per-example pre-activation gradients (`nnopt.preconditioning`).
-The statistics come from :func:`nnopt.capture.capture` as the keyword extra
+The statistics come from :func:`nnopt.stats.capture.capture` as the keyword extra
 argument ``stats`` (the engine passes it with ``CaptureSpec(stats=True,
 fisher_samples=S)``); the weights mask ``weights`` is used when given.
 
@@ -37,8 +37,9 @@ import optax
 from flax import traverse_util
 
 from nnopt.models.layers import LayerInfo
-from nnopt.preconditioning import diagnostics, factors, solvers
-from nnopt.preconditioning.factors import FactorError
+from nnopt.preconditioning import diagnostics, solvers
+from nnopt.stats import kronecker as factors
+from nnopt.stats.kronecker import FactorError
 
 Array = jax.Array
 
@@ -153,7 +154,7 @@ def scale_by_frobenius(
     default_rule: rule of tagged layers not matched by ``layer_rules``.
     max_factor_dim: a ``'kronecker'`` layer with a larger factor is an error
       (suggesting ``'diagonal'``) instead of an out-of-memory.
-    layer_info: ``nnopt.capture.layer_info(...)`` for convolutions whose
+    layer_info: ``nnopt.stats.capture.layer_info(...)`` for convolutions whose
       stride/padding cannot be inferred from shapes.
     track_spectra: store the eigenvalues of the undamped factors.
     track_norms: store per-layer gradient norms (diagnostics).
