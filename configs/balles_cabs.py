@@ -36,18 +36,16 @@ LEARNING_RATE = 0.1
 
 
 def method_variant(method: str, learning_rate: float = LEARNING_RATE):
-  """Optimizer, hooks, capture and batch size of one method."""
+  """Optimizer, hooks and batch size of one method."""
   if method == "cabs":
     return dict(optimizer=dict(name="cabs_sgd", learning_rate=learning_rate),
                 hooks=[dict(name="cabs", options=dict(
                     learning_rate=learning_rate, m_min=M_MIN, m_max=M_MAX))],
-                capture=dict(stats=True),
                 train=dict(batch_size=M_MIN, buckets=BUCKETS))
   if method == "competitor":
     return dict(optimizer=dict(name="cabs_sgd", learning_rate=learning_rate),
                 hooks=[dict(name="competitor", options=dict(
                     theta=1.0, m_min=M_MIN, m_max=M_MAX))],
-                capture=dict(stats=True),
                 train=dict(batch_size=M_MIN, buckets=BUCKETS))
   m = int(method[1:])
   return dict(optimizer=dict(name="sgd", learning_rate=learning_rate),

@@ -39,7 +39,6 @@ def get_config():
   config.train.log_every = 100
   variants = {m: dict(optimizer=dict(name=m, learning_rate=lr))
               for m, lr in WINNERS.items()}
-  variants["msvag_mb"]["capture"] = dict(stats=True)
   config.variants = variants
   config.variant_order = list(WINNERS)
   config.quick = dict(

@@ -12,7 +12,8 @@ methods (``sgd_lrNN`` / ``frobenius_lrNN``).
 """
 
 from nnopt.config import base_config
-from nnopt.config import frobenius_names as frobenius_setup
+
+from experiments import kreis_ch5
 
 EXPERIMENT = "exp1"
 
@@ -28,16 +29,15 @@ def get_config():
   config.train.batch_size = 100
   config.train.num_epochs = 30
   config.train.log_every = 1
-  config.capture = dict(stats=True, fisher_samples=1)
-  damping = frobenius_setup.DAMPING[EXPERIMENT]
-  sgd_lr, pre_lr = frobenius_setup.CHAMPIONS[EXPERIMENT]
+  damping = kreis_ch5.DAMPING[EXPERIMENT]
+  sgd_lr, pre_lr = kreis_ch5.CHAMPIONS[EXPERIMENT]
   sgd = lambda lr: dict(optimizer=dict(name="sgd", learning_rate=lr,
                                        options={}))
   pre = lambda lr: dict(optimizer=dict(
       name="frobenius_sgd", learning_rate=lr,
       options=dict(damping_x=damping, damping_y=damping)))
   variants = {"sgd": sgd(sgd_lr), "frobenius": pre(pre_lr)}
-  for i, lr in enumerate(frobenius_setup.EXP1_GRID):
+  for i, lr in enumerate(kreis_ch5.EXP1_GRID):
     variants[f"sgd_lr{i:02d}"] = sgd(lr)
     variants[f"frobenius_lr{i:02d}"] = pre(lr)
   config.variants = variants

@@ -5,7 +5,7 @@ linear output, batch 1000, 30 epochs (1 800 steps), damping γ = 1e-3.
 The thesis's loss is torch-mean MSE with BackPACK's G scaling (P11); here it
 is nnopt's ``squared_error`` (½‖·‖² per example) with the learning rate and
 G both scaled by 2/D (exactly the same iterates; see
-:func:`nnopt.config.frobenius_names.torch_mse_equivalent`). The lrs in
+:func:`experiments.kreis_ch5.torch_mse_equivalent`). The lrs in
 the variant names are the thesis's. Grids: SGD ``np.logspace(0, -5, 50)``
 plus 0.1 (P8); preconditioned 0.2, 0.19, …, 0.05.
 
@@ -13,31 +13,32 @@ plus 0.1 (P8); preconditioned 0.2, 0.19, …, 0.05.
 """
 
 from nnopt.config import base_config
-from nnopt.config import frobenius_names as frobenius_setup
+
+from experiments import kreis_ch5
 
 EXPERIMENT = "exp2"
 WIDTHS = (1000, 500, 250, 30, 250, 500, 1000)
 
 
 def _variants(dim):
-  damping = frobenius_setup.DAMPING[EXPERIMENT]
+  damping = kreis_ch5.DAMPING[EXPERIMENT]
 
   def sgd(lr):
     return dict(optimizer=dict(name="sgd", learning_rate=lr * 2.0 / dim,
                                options={}))
 
   def pre(lr):
-    lr_eq, scale = frobenius_setup.torch_mse_equivalent(lr, dim)
+    lr_eq, scale = kreis_ch5.torch_mse_equivalent(lr, dim)
     return dict(optimizer=dict(
         name="frobenius_sgd", learning_rate=lr_eq,
         options=dict(damping_x=damping, damping_y=damping,
                      cotangent_scale=scale)))
 
-  sgd_lr, pre_lr = frobenius_setup.CHAMPIONS[EXPERIMENT]
+  sgd_lr, pre_lr = kreis_ch5.CHAMPIONS[EXPERIMENT]
   variants = {"sgd": sgd(sgd_lr), "frobenius": pre(pre_lr)}
-  for i, lr in enumerate(frobenius_setup.EXP2_SGD_GRID):
+  for i, lr in enumerate(kreis_ch5.EXP2_SGD_GRID):
     variants[f"sgd_lr{i:02d}"] = sgd(lr)
-  for i, lr in enumerate(frobenius_setup.EXP2_PRECOND_GRID):
+  for i, lr in enumerate(kreis_ch5.EXP2_PRECOND_GRID):
     variants[f"frobenius_lr{i:02d}"] = pre(lr)
   return variants
 
@@ -45,18 +46,18 @@ def _variants(dim):
 def get_config():
   config = base_config()
   config.description = "Kreis Exp2: sigmoid autoencoder on MNIST, torch-mean MSE"
-  config.dataset.name = "mnist_autoencoder"
+  config.dataset.name = "mnist"
+  config.dataset.targets = "inputs"  # an autoencoder
   config.model.name = "fnn"
   config.model.options = dict(widths=WIDTHS + (784,), activation="sigmoid",
                               init_scheme="pytorch")
   config.loss = "squared_error"
   config.train.batch_size = 1000
   config.train.num_epochs = 30
-  config.capture = dict(stats=True, fisher_samples=1)
   config.variants = _variants(784)
   config.variant_order = list(config.variants)
   config.quick = dict(
-      dataset=dict(name="digits_autoencoder", options={}),
+      dataset=dict(name="digits", options={}),
       model=dict(options=dict(widths=(200, 100, 50, 30, 50, 100, 200, 64),
                               activation="sigmoid", init_scheme="pytorch")),
       train=dict(batch_size=250, num_epochs=3))

@@ -10,7 +10,8 @@ Grid ``np.logspace(-5, 0, 100)`` for both (``sgd_lrNN`` /
 """
 
 from nnopt.config import base_config
-from nnopt.config import frobenius_names as frobenius_setup
+
+from experiments import kreis_ch5
 
 EXPERIMENT = "exp3"
 
@@ -25,19 +26,18 @@ def get_config():
   config.loss = "softmax_cross_entropy"
   config.train.batch_size = 1000
   config.train.num_epochs = 30
-  config.capture = dict(stats=True, fisher_samples=1)
-  damping = frobenius_setup.DAMPING[EXPERIMENT]
+  damping = kreis_ch5.DAMPING[EXPERIMENT]
   sgd = lambda lr: dict(optimizer=dict(name="sgd", learning_rate=lr,
                                        options={}))
   pre = lambda lr: dict(optimizer=dict(
       name="frobenius_sgd", learning_rate=lr,
       options=dict(damping_x=damping, damping_y=damping)))
-  sgd_lr, pre_lr = frobenius_setup.CHAMPIONS[EXPERIMENT]
+  sgd_lr, pre_lr = kreis_ch5.CHAMPIONS[EXPERIMENT]
   variants = {"sgd": sgd(sgd_lr), "frobenius": pre(pre_lr)}
-  for i, lr in enumerate(frobenius_setup.EXP3_GRID):
+  for i, lr in enumerate(kreis_ch5.EXP3_GRID):
     variants[f"sgd_lr{i:02d}"] = sgd(lr)
     variants[f"frobenius_lr{i:02d}"] = pre(lr)
-  for i, lr in enumerate(frobenius_setup.EXP3_SGD_EXTENDED):
+  for i, lr in enumerate(kreis_ch5.EXP3_SGD_EXTENDED):
     variants[f"sgd_up_lr{i:02d}"] = sgd(lr)
   config.variants = variants
   config.variant_order = list(variants)

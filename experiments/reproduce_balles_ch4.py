@@ -3,7 +3,7 @@
 A1 draws x_1..x_m ~ N(1, η²) 1000 times per cell (m ∈ {10, 30, 100},
 η ∈ {0.25, 1, 4}) and histograms η̂² = σ̂²/μ̂² (spec §3.3). A2 maximises
 G/m = (2γ − γ² − η²γ²/m)/m on a grid and compares with the closed forms.
-A3 runs SGD with CABS (nnopt.noise_aware.cabs.cabs_next, per-example variance by
+A3 runs SGD with CABS (nnopt.noise_aware.cabs_rule.cabs_next, per-example variance by
 nnopt.stats.moments) on f(θ; ξ) = ½‖θ‖² + ξᵀθ (d = 10, ξ ~ N(0, I), f* = 0):
 the CABS batch size equals 2η² (4.19) and the loss keeps decreasing, while
 constant m = 16 plateaus at about α d s²/(2m(2 − αh)) = 0.10.
@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
-from nnopt.noise_aware.cabs import BatchRuleState, cabs_next  # pylint: disable=wrong-import-position
+from nnopt.noise_aware.cabs_rule import BatchRuleState, cabs_next  # pylint: disable=wrong-import-position
 from nnopt.reproduce import Claims, Reproduction  # pylint: disable=wrong-import-position
 
 

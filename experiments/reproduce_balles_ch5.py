@@ -19,8 +19,10 @@ from scipy.special import erf  # pylint: disable=wrong-import-position
 from scipy.stats import norm  # pylint: disable=wrong-import-position
 
 from nnopt.reproduce import Claims, Reproduction  # pylint: disable=wrong-import-position
-from nnopt.noise_aware import adaptation as na  # pylint: disable=wrong-import-position
-from nnopt.stats.moments import debias, ema_rho, ema_variance  # pylint: disable=wrong-import-position
+from optax.tree_utils import tree_bias_correction  # pylint: disable=wrong-import-position
+
+from nnopt import noise_aware as na  # pylint: disable=wrong-import-position
+from nnopt.noise_aware.ema import ema_rho, ema_variance  # pylint: disable=wrong-import-position
 
 
 def factors(claims: Claims, out: Path) -> None:
@@ -80,8 +82,8 @@ def rho_check(claims: Claims, runs: int) -> None:
 
   state = final_state(noise)
   t = steps - 1
-  m = debias(state.mu, beta, t)
-  v = debias(state.nu, beta, t)
+  m = tree_bias_correction(state.mu, beta, t + 1)
+  v = tree_bias_correction(state.nu, beta, t + 1)
   s = ema_variance(m, v, beta, t)
   rho = float(ema_rho(beta, t))
   em2, es = float(jnp.mean(m ** 2)), float(jnp.mean(s))
@@ -137,7 +139,7 @@ def transform_checks(claims: Claims) -> None:
   state = na.scale_by_msvag(0.9).init(shape)
   for g in ins:
     u, state = na.scale_by_msvag(0.9).update(g, state)
-    m = debias(state.mu, 0.9, state.count - 1)
+    m = tree_bias_correction(state.mu, 0.9, state.count)
     for uu, mm in zip(jax.tree.leaves(u), jax.tree.leaves(m)):
       nz = np.asarray(mm) != 0
       ratios.append(np.asarray(uu)[nz] / np.asarray(mm)[nz])
@@ -168,7 +170,8 @@ def transform_checks(claims: Claims) -> None:
   state = adam.init(shape)
   for g in ins:
     u, state = adam.update(g, state)
-  m, v = debias(state.mu, 0.9, 19), debias(state.nu, 0.9, 19)
+  m = tree_bias_correction(state.mu, 0.9, 20)
+  v = tree_bias_correction(state.nu, 0.9, 20)
   err = max(float(jnp.max(jnp.abs(uu - (1 + (vv - mm ** 2) / mm ** 2) ** -0.5
                                   * jnp.sign(mm))))
             for uu, mm, vv in zip(*map(jax.tree.leaves, (u, m, v))))

@@ -36,7 +36,7 @@ def _config(name):
 
 def _fit(config, variant, quick, overrides=()):
   overrides = ["train.log_every=1", *overrides]  # one record per step
-  exp = C.build(config, variant=variant, quick=quick, overrides=overrides)
+  exp = C.build(C.resolve(config, variant, quick=quick, overrides=overrides))
   trainer = exp.trainer(progress=False)
   trainer.fit()
   return trainer
@@ -44,7 +44,7 @@ def _fit(config, variant, quick, overrides=()):
 
 def _data_missing(config, variant) -> str | None:
   try:
-    C.build(config, variant=variant, check_shapes=False)
+    C.load_dataset(C.resolve(config, variant))
   except DatasetError as e:
     return str(e).splitlines()[0]
   return None

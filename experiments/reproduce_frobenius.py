@@ -35,7 +35,7 @@ from nnopt.stats.capture import capture  # pylint: disable=wrong-import-position
 from nnopt.data import DatasetError, load_dataset  # pylint: disable=wrong-import-position
 from nnopt.models import FNN, init_params  # pylint: disable=wrong-import-position
 from nnopt.reproduce import Claims, Reproduction  # pylint: disable=wrong-import-position
-from nnopt.config import frobenius_names as fs  # pylint: disable=wrong-import-position
+from experiments import kreis_ch5 as fs  # pylint: disable=wrong-import-position
 from nnopt.preconditioning.frobenius import scale_by_frobenius  # pylint: disable=wrong-import-position
 
 ITEMS = ("Fig 5.1", "Fig 5.2", "Fig 5.3", "Fig 5.4", "Fig 5.5", "Fig 5.6",

@@ -72,7 +72,7 @@ def _full(out_dir: Path, claims: Claims) -> None:
       Path(__file__).resolve().parent.parent / "configs" / "sensli_cifar.py")
   finals, hooks = {}, {}
   for variant in config_lib.variant_names(config):
-    exp = config_lib.build(config, variant=variant)
+    exp = config_lib.build(config_lib.resolve(config, variant))
     trainer = exp.trainer(str(out_dir / variant), progress=False)
     trainer.fit()
     tail = [h["train_loss"] for h in trainer.history[-20:]]

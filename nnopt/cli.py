@@ -12,10 +12,11 @@
 ``run`` trains every variant of a config file (see :mod:`nnopt.config`) into
 ``WORKDIR/<variant>/`` (``metrics.jsonl``, ``checkpoints/``), and writes
 ``WORKDIR/config.json`` and ``WORKDIR/curves.png``; the default work directory
-is ``runs/<config name>``. ``reproduce`` runs reproduce scripts of
-``experiments/`` into ``OUT/<id>/`` (default ``out/``) and refreshes
-``OUT/REPORT.md``; ``report`` rebuilds that report from the ``claims.json``
-files under a directory.
+is ``runs/<config name>``. ``reproduce`` runs the installed reproductions
+(:mod:`nnopt.reproduce.registry`; nnopt's are ``experiments/reproduce_*.py``)
+into ``OUT/<id>/`` (default ``out/``) and refreshes ``OUT/REPORT.md``;
+``report`` rebuilds that report from the ``claims.json`` files under a
+directory.
 
 User errors (invalid config or override, missing data, a diverged run, unknown
 reproduction) print one line ``nnopt: error: …`` on stderr and exit with
@@ -32,6 +33,13 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+import jax
+
+from nnopt import config as config_lib
+from nnopt import report, reproduce
+from nnopt.data import DatasetError
+from nnopt.engine.trainer import NonFiniteLossError
+
 
 class UsageError(Exception):
   """Bad command-line usage (argparse errors included)."""
@@ -47,17 +55,10 @@ class _Parser(argparse.ArgumentParser):
     raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-  from nnopt.config import ConfigError  # pylint: disable=g-import-not-at-top
-  from nnopt.data import DatasetError  # pylint: disable=g-import-not-at-top
-  from nnopt.config.optimizers import OptimizerError  # pylint: disable=g-import-not-at-top
-  from nnopt.reproduce import ReproduceError  # pylint: disable=g-import-not-at-top
-  errors = [UsageError, RunError, ConfigError, DatasetError, OptimizerError,
-            ReproduceError, PermissionError, FileExistsError,
-            IsADirectoryError, NotADirectoryError]
-  if "nnopt.engine.trainer" in sys.modules:
-    errors.append(sys.modules["nnopt.engine.trainer"].NonFiniteLossError)
-  return tuple(errors)
+#: Errors that are the user's (printed as one line, exit status 2).
+USER_ERRORS = (UsageError, RunError, config_lib.ConfigError, DatasetError,
+               reproduce.ReproduceError, NonFiniteLossError, PermissionError,
+               FileExistsError, IsADirectoryError, NotADirectoryError)
 
 
 def _one_line(error: BaseException) -> str:
@@ -73,8 +74,6 @@ def _info(message: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-  from nnopt import config as config_lib  # pylint: disable=g-import-not-at-top
-
   name, config = config_lib.load_config_file(args.config)
   overrides = [config_lib.parse_override(s) for s in args.set or ()]
   if args.data_dir is not None:
@@ -92,51 +91,49 @@ def _run(args: argparse.Namespace) -> int:
     names = [v for v in names if v in args.variant]
   if args.quick and not tree.get("quick"):
     _info(f"{args.config} has no 'quick' section; --quick changes nothing")
-  # Validate every variant before any training starts.
-  resolved = {v: config_lib.resolve(config, v, quick=args.quick,
-                                    overrides=overrides) for v in names}
+  # Resolve (and so validate) every variant once, before any training starts.
+  specs = {v: config_lib.resolve(config, v, quick=args.quick,
+                                 overrides=overrides) for v in names}
   workdir = Path(args.workdir or os.path.join("runs", name))
   if not args.resume:
-    for v, cfg in resolved.items():
+    for v, spec in specs.items():
       ckpt = workdir / v / "checkpoints"
-      if cfg["train"]["checkpoint_every"] and ckpt.is_dir() and any(
+      if spec["train"]["checkpoint_every"] and ckpt.is_dir() and any(
           ckpt.iterdir()):
         raise config_lib.ConfigError(
             f"{ckpt} holds checkpoints of an earlier run; pass --resume to "
             "continue it, or --workdir for a fresh run")
 
-  import jax  # pylint: disable=g-import-not-at-top
-  from nnopt import report  # pylint: disable=g-import-not-at-top
   main_process = jax.process_index() == 0
   if main_process:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.json").write_text(json.dumps({
         "name": name, "config_file": os.path.abspath(args.config),
         "quick": bool(args.quick), "set": [o.text for o in overrides],
-        "variants": resolved}, indent=2, default=str) + "\n")
+        "variants": specs}, indent=2, default=str) + "\n")
   progress = sys.stderr.isatty() if args.progress is None else args.progress
   datasets = {}
   finished = []
   try:
-    for i, (v, cfg) in enumerate(resolved.items(), 1):
-      key = config_lib.dataset_key(cfg)
+    for i, (v, spec) in enumerate(specs.items(), 1):
+      key = config_lib.dataset_key(spec)
       if key not in datasets:
-        datasets[key] = config_lib.load_dataset(cfg)
-      experiment = config_lib.build(cfg, dataset=datasets[key])
+        datasets[key] = config_lib.load_dataset(spec)
+      experiment = config_lib.build(spec, dataset=datasets[key])
       rundir = workdir / v
       if main_process:
         rundir.mkdir(parents=True, exist_ok=True)
         (rundir / "config.json").write_text(
-            json.dumps(cfg, indent=2, default=str) + "\n")
-      _info(f"[{i}/{len(resolved)}] {v}: {cfg['model']['name']} on "
-            f"{cfg['dataset']['name']}, {cfg['optimizer']['name']} "
+            json.dumps(spec, indent=2, default=str) + "\n")
+      _info(f"[{i}/{len(specs)}] {v}: {spec['model']['name']} on "
+            f"{spec['dataset']['name']}, {spec['optimizer']['name']} "
             f"→ {rundir}")
       t0 = time.perf_counter()
       trainer = experiment.trainer(str(rundir), progress=progress)
       try:
         trainer.fit(resume=args.resume)
       except Exception as e:  # pylint: disable=broad-except
-        if isinstance(e, _user_errors()):
+        if isinstance(e, USER_ERRORS):
           raise RunError(f"variant {v!r}: {_one_line(e)}") from e
         raise
       finished.append(v)
@@ -148,7 +145,7 @@ def _run(args: argparse.Namespace) -> int:
   finally:
     if main_process and finished:
       runs = {v: report.read_metrics(workdir / v / "metrics.jsonl")
-              for v in resolved}
+              for v in specs}
       runs = {v: r for v, r in runs.items() if r}
       if runs:
         path = report.plot_curves(runs, workdir / "curves.png", title=name)
@@ -160,8 +157,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-  from nnopt import reproduce  # pylint: disable=g-import-not-at-top
-
   if args.list:
     if args.ids or args.all:
       raise UsageError("--list takes no ids and no --all")
@@ -205,7 +200,6 @@ def _reproduce(args: argparse.Namespace) -> int:
       print(f"nnopt: error: {r.id} failed: {_one_line(Exception(result.error))}"
             f" (traceback in {result.directory / 'error.log'})",
             file=sys.stderr)
-  from nnopt import report  # pylint: disable=g-import-not-at-top
   if reps:
     _info(f"wrote {report.write_report(out)}")
   return 1 if failed else 0
@@ -215,7 +209,6 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-  from nnopt import report  # pylint: disable=g-import-not-at-top
   path = report.write_report(args.dir, args.output)
   entries = report.collect(args.dir)
   for thesis, counts in report.thesis_counts(entries).items():
@@ -253,7 +246,7 @@ def make_parser() -> argparse.ArgumentParser:
   run.add_argument("--variant", action="append", metavar="NAME",
                    help="run only this variant (repeatable)")
   run.add_argument("--data_dir", "--data-dir", dest="data_dir",
-                   help="TFDS data directory (sets dataset.data_dir)")
+                   help="IDX or TFDS data directory (sets dataset.data_dir)")
   run.add_argument("--progress", dest="progress", action="store_true",
                    default=None, help="show a progress bar (default: when "
                    "stderr is a terminal)")
@@ -262,8 +255,9 @@ def make_parser() -> argparse.ArgumentParser:
 
   rep = sub.add_parser("reproduce", help="reproduce thesis items as claims",
                        description=(
-                           "Run reproduce scripts (experiments/reproduce_*"
-                           ".py); each writes OUT/ID/claims.json and figures."
+                           "Run reproductions (the installed ones, see "
+                           "--list); each writes OUT/ID/claims.json and "
+                           "figures."
                        ))
   rep.add_argument("ids", nargs="*", metavar="ID")
   rep.add_argument("--list", action="store_true",
@@ -272,18 +266,18 @@ def make_parser() -> argparse.ArgumentParser:
   rep.add_argument("--quick", action="store_true",
                    help="small versions (about a minute each on a CPU)")
   rep.add_argument("--out", default="out", help="output root (default: out)")
-  rep.add_argument("--experiments", default=None,
-                   help="directory of reproduce scripts (default: the "
-                   "repository's experiments/, or $NNOPT_EXPERIMENTS)")
+  rep.add_argument("--experiments", default=None, metavar="DIR",
+                   help="run the reproduce_*.py scripts of DIR instead of the "
+                   "installed reproductions")
   rep.set_defaults(func=_reproduce)
 
-  report = sub.add_parser("report", help="collect claims.json files into "
-                          "REPORT.md", description=(
-                              "Collect every claims.json under DIR into "
-                              "DIR/REPORT.md."))
-  report.add_argument("dir", metavar="DIR")
-  report.add_argument("--output", help="report path (default: DIR/REPORT.md)")
-  report.set_defaults(func=_report)
+  report_parser = sub.add_parser(
+      "report", help="collect claims.json files into REPORT.md",
+      description="Collect every claims.json under DIR into DIR/REPORT.md.")
+  report_parser.add_argument("dir", metavar="DIR")
+  report_parser.add_argument("--output",
+                             help="report path (default: DIR/REPORT.md)")
+  report_parser.set_defaults(func=_report)
   return parser
 
 
@@ -300,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("nnopt: interrupted", file=sys.stderr)
     return 130
   except Exception as e:  # pylint: disable=broad-except
-    if isinstance(e, _user_errors()):
+    if isinstance(e, USER_ERRORS):
       print(f"nnopt: error: {_one_line(e)}", file=sys.stderr)
       return 2
     raise

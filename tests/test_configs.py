@@ -1,9 +1,11 @@
-"""Tests of the config schema, overrides, validation, build and registries."""
+"""Tests of the config schema, overrides, validation, spec, build and table."""
 
 from __future__ import annotations
 
+import copy
 import json
 import pathlib
+import pickle
 
 import jax
 import jax.numpy as jnp
@@ -13,7 +15,8 @@ import pytest
 
 from nnopt import config as C
 from nnopt.config import optimizers as O
-from nnopt.engine.trainer import Hook, Trainer
+from nnopt.engine.trainer import Trainer
+from nnopt.hooks import Hook
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 CONFIGS = sorted((REPO / "configs").glob("*.py"))
@@ -56,13 +59,13 @@ def test_every_config_variant_validates(path, quick):
 
 
 def distinct_variants(config, quick=True):
-  """One variant per distinct (dataset, model, optimizer, hooks, capture)."""
+  """One variant per distinct (dataset, model, optimizer, hooks)."""
   chosen = {}
   for variant in C.variant_names(config):
     r = C.resolve(config, variant, quick=quick)
     key = json.dumps([r["dataset"]["name"], r["model"], r["optimizer"]["name"],
                       sorted(r["optimizer"]["options"]),
-                      [h["name"] for h in r["hooks"]], r["capture"]],
+                      [h["name"] for h in r["hooks"]]],
                      sort_keys=True)
     chosen.setdefault(key, variant)
   return list(chosen.values())
@@ -95,7 +98,7 @@ def test_vgg_config_full_is_thesis_net_and_quick_is_digits():
   _, config = C.load_config_file(REPO / "configs" / "vgg_cifar10.py")
   full = C.resolve(config)
   assert full["dataset"]["name"] == "cifar10"
-  assert full["model"]["options"]["stages"] == [[64], [128], [256]]
+  assert full["model"]["options"]["stages"] == ((64,), (128,), (256,))
   assert full["dataset"]["augment"] == "crop_flip"
   quick = C.resolve(config, quick=True)
   assert quick["dataset"]["name"] == "digits"
@@ -120,7 +123,7 @@ def test_variant_merge_and_options_replaced_whole():
   c.variants.adam.optimizer.options = dict(b1=0.8)
   adam = C.resolve(c, "adam")
   assert adam["optimizer"]["options"] == {"b1": 0.8}
-  assert adam["model"]["options"]["widths"] == [8, 2]
+  assert adam["model"]["options"]["widths"] == (8, 2)
 
 
 def test_quick_then_set_order():
@@ -217,7 +220,7 @@ def test_parse_value(text, value):
     ("hooks=[{'name':'nohook'}]", r"unknown hook 'nohook'"),
     ("variants.nope.train.seed=1", r"unknown variant 'nope'"),
     ("variants.adam.optimizer.lr=1", r"variants.adam.optimizer.lr.*did you "
-     r"mean variants.adam.optimizer"),
+     r"mean 'variants.adam.optimizer"),
     ("quick.train.num_step=1", r"quick.train.num_steps"),
 ])
 def test_errors_name_key_and_allowed_values(override, match):
@@ -266,11 +269,50 @@ def test_load_config_file_errors(tmp_path):
   assert C.load_config_file(plain)[0] == "mine"
 
 
+# -- spec --------------------------------------------------------------------------
+
+
+def test_resolve_gives_a_frozen_spec():
+  spec = C.resolve(small_config(), "plain")
+  assert isinstance(spec, C.Spec)
+  with pytest.raises(TypeError, match="read-only"):
+    spec["train"]["num_steps"] = 5
+  with pytest.raises(TypeError, match="read-only"):
+    spec["optimizer"]["options"].update(momentum=0.5)
+  assert json.loads(json.dumps(spec))["optimizer"]["options"] == {
+      "momentum": 0.9}
+  assert C.resolve(spec, overrides=["train.seed=3"])["train"]["seed"] == 3
+  assert spec["train"]["seed"] == 0
+  assert copy.deepcopy(spec) is spec
+  again = pickle.loads(pickle.dumps(spec))
+  assert isinstance(again, C.Spec) and again == spec
+
+
+def test_build_takes_only_a_spec():
+  with pytest.raises(TypeError, match="Spec of nnopt.config.resolve"):
+    C.build(small_config())
+  with pytest.raises(TypeError, match="Spec"):
+    C.build(C.to_plain(C.resolve(small_config(), "plain")))
+
+
+def test_learning_rate_is_checked_once_per_run(monkeypatch):
+  calls = []
+  check = O.check_learning_rate
+  monkeypatch.setattr(O, "check_learning_rate",
+                      lambda lr: calls.append(lr) or check(lr))
+  C.build(C.resolve(small_config(), "plain", quick=True))
+  assert calls == [0.5]
+
+
 # -- build -----------------------------------------------------------------------
 
 
+def build(config, variant=None, **kwargs):
+  return C.build(C.resolve(config, variant, **kwargs))
+
+
 def test_build_and_train_two_steps(tmp_path):
-  exp = C.build(small_config(), variant="adam", quick=True)
+  exp = build(small_config(), "adam", quick=True)
   assert exp.dataset.num_train == 60
   assert exp.trainer_kwargs["num_steps"] == 2
   trainer = exp.trainer(str(tmp_path), progress=False)
@@ -283,15 +325,14 @@ def test_build_and_train_two_steps(tmp_path):
 def test_build_checks_model_output_against_dataset():
   with pytest.raises(C.ConfigError, match="has 5 outputs but dataset "
                      "'spiral' has 2 classes"):
-    C.build(small_config(), variant="plain",
-            overrides=["model.options.widths=[8, 5]"])
+    build(small_config(), "plain", overrides=["model.options.widths=[8, 5]"])
 
 
 def test_build_checks_model_input_shape():
   c = small_config()
   with pytest.raises(C.ConfigError, match="cannot take inputs of shape"):
-    C.build(c, variant="plain", overrides=[
-        "model.name=vgg", "model.options={'n_classes': 2}"])
+    build(c, "plain", overrides=["model.name=vgg",
+                                 "model.options={'n_classes': 2}"])
 
 
 def test_build_schedule_and_augment():
@@ -300,7 +341,7 @@ def test_build_schedule_and_augment():
   c.optimizer.learning_rate = dict(
       schedule="piecewise_constant_schedule", init_value=0.1,
       boundaries_and_scales={"2": 0.5})
-  exp = C.build(c)
+  exp = build(c)
   params = {"w": jnp.ones(3)}
   state = exp.optimizer.init(params)
   updates, _ = exp.optimizer.update({"w": jnp.ones(3)}, state, params)
@@ -311,81 +352,147 @@ def test_build_schedule_and_augment():
   c.dataset.augment_options = dict(padding=2)
   c.model.name = "vgg"
   c.model.options = dict(stages=((4,),), fc=(8,), n_classes=10)
-  exp = C.build(c)
+  exp = build(c)
   x = exp.dataset.x_train[:4]
   out = exp.augment(x, np.random.default_rng(0))
   assert out.shape == x.shape and not np.array_equal(out, x)
 
 
+def test_autoencoder_targets_are_the_flattened_inputs():
+  c = C.base_config()
+  c.dataset.name = "digits"
+  c.dataset.targets = "inputs"
+  c.model.options = dict(widths=(16, 64), activation="sigmoid")
+  c.loss = "squared_error"
+  spec = C.resolve(c)
+  plain = C.load_dataset(C.resolve(c, overrides=["dataset.targets=None"]))
+  exp = C.build(spec)
+  ds = exp.dataset
+  assert ds.name == "digits_autoencoder" and ds.task == "regression"
+  assert ds.num_classes is None and ds.meta["autoencoder"]
+  np.testing.assert_array_equal(ds.x_train, ds.y_train)
+  np.testing.assert_array_equal(
+      ds.x_test, plain.x_test.reshape(len(plain.x_test), -1))
+  assert C.dataset_key(spec) != C.dataset_key(C.resolve(
+      c, overrides=["dataset.targets=None"]))
+  with pytest.raises(C.ConfigError, match="dataset.targets must be one of"):
+    C.resolve(c, overrides=["dataset.targets='labels'"])
+
+
 def test_lbfgs_without_learning_rate():
   c = small_config()
-  exp = C.build(c, variant="plain", overrides=[
+  exp = build(c, "plain", overrides=[
       "optimizer.name=lbfgs", "optimizer.learning_rate=None",
       "optimizer.options={}"])
   assert isinstance(exp.optimizer, optax.GradientTransformation)
 
 
-# -- registries ---------------------------------------------------------------------
+# -- the table --------------------------------------------------------------------
 
 
-def test_optax_aliases_registered():
+def test_optax_aliases_in_the_table():
   for name in ("sgd", "adam", "adamw", "rmsprop", "lbfgs", "adagrad", "lion",
                "sign_sgd", "prodigy"):
-    assert name in O.OPTIMIZERS
-  assert "scale_by_learning_rate" not in O.OPTIMIZERS
-  assert "cosine_decay_schedule" in O.SCHEDULES
+    assert name in C.OPTIMIZERS
+  assert "scale_by_learning_rate" not in C.OPTIMIZERS
+  assert "cosine_decay_schedule" in C.SCHEDULES
   assert "momentum" in O.optimizer_options("sgd")
 
 
-def test_register_optimizer_and_options_by_signature():
+def test_nnopt_names_in_the_table():
+  for name in ("msgd", "sign_sgd", "msign_sgd", "svag", "msvag", "msvag_mb",
+               "adam_star", "l1_sign_gd", "block_normalized_gd",
+               "coordinate_descent", "diag_ef", "cabs_sgd", "frobenius_sgd",
+               "kfac", "inner_product_sgd", "mgopt"):
+    assert name in C.OPTIMIZERS, name
+  assert C.OPTIMIZERS["sign_sgd"].__module__.startswith("nnopt.")
+  assert {"odenet", "conv_pool_net", "wide_resnet", "char_lstm", "fnn",
+          "resnet", "vgg"} <= set(C.MODELS)
+  assert set(C.HOOKS) == {"sensli", "mlsgd", "cabs", "competitor"}
+
+
+def test_add_optimizer_and_options_by_signature():
   def my_sgd(learning_rate, *, damping: float = 0.0):
     return optax.chain(optax.add_decayed_weights(damping),
                        optax.scale_by_learning_rate(learning_rate))
 
-  O.register_optimizer("test_my_sgd", my_sgd)
+  C.add("optimizer", "test_my_sgd", my_sgd)
   try:
-    with pytest.raises(O.OptimizerError, match="already registered"):
-      O.register_optimizer("test_my_sgd", my_sgd)
+    with pytest.raises(C.ConfigError, match="already in the table"):
+      C.add("optimizer", "test_my_sgd", my_sgd)
     opt = O.make_optimizer("test_my_sgd", 0.1, damping=0.5)
     params = {"w": jnp.ones(2)}
     updates, _ = opt.update({"w": jnp.zeros(2)}, opt.init(params), params)
     np.testing.assert_allclose(updates["w"], -0.05 * jnp.ones(2))
-    with pytest.raises(O.OptimizerError, match="no option"):
+    with pytest.raises(C.OptimizerError, match="no option"):
       O.make_optimizer("test_my_sgd", 0.1, dampnig=0.5)
     c = small_config()
     r = C.resolve(c, "plain", overrides=["optimizer.name=test_my_sgd",
                                          "optimizer.options={'damping':1e-4}"])
     assert r["optimizer"]["name"] == "test_my_sgd"
   finally:
-    del O.OPTIMIZERS["test_my_sgd"]
-  with pytest.raises(O.OptimizerError, match="learning_rate"):
-    O.register_optimizer("bad", lambda lr: optax.sgd(lr))
+    del C.OPTIMIZERS["test_my_sgd"]
+  with pytest.raises(C.OptimizerError, match="learning_rate"):
+    C.add("optimizer", "bad", lambda lr: optax.sgd(lr))
+  with pytest.raises(C.ConfigError, match="unknown kind 'optimiser'.*"
+                     "'optimizer'"):
+    C.add("optimiser", "x", optax.sgd)
 
 
 class _CountSteps(Hook):
 
-  def __init__(self, every: int = 1, experiment=None):
-    self.every, self.experiment, self.steps = every, experiment, 0
+  def __init__(self, every: int = 1, *, dataset=None, make_optimizer=None):
+    self.every, self.dataset, self.steps = every, dataset, 0
+    self.make_optimizer = make_optimizer
 
   def on_step(self, run, metrics):
     self.steps += 1
 
 
-def test_hook_registry():
-  C.register_hook("test_count", _CountSteps)
+def test_hook_in_the_table_gets_the_run_arguments_it_declares():
+  C.add("hook", "test_count", _CountSteps)
   try:
     c = small_config()
     c.hooks = [dict(name="test_count", options=dict(every=2))]
-    exp = C.build(c, variant="plain", quick=True)
+    exp = build(c, "plain", quick=True)
     (hook,) = exp.hooks
-    assert hook.every == 2 and hook.experiment is exp
+    assert hook.every == 2 and hook.dataset is exp.dataset
+    other = hook.make_optimizer(0.1)  # the run's optimizer at another rate
+    params = {"w": jnp.ones(2)}
+    updates, _ = other.update({"w": jnp.ones(2)}, other.init(params), params)
+    np.testing.assert_allclose(updates["w"], -0.1 * jnp.ones(2), rtol=1e-6)
     exp.trainer(progress=False).fit()
     assert hook.steps == 2
     with pytest.raises(C.ConfigError, match="has no option"):
       C.resolve(c, "plain", overrides=["hooks=[{'name': 'test_count', "
                                        "'options': {'evry': 2}}]"])
+    with pytest.raises(C.ConfigError, match="from the run"):
+      C.resolve(c, "plain", overrides=["hooks=[{'name': 'test_count', "
+                                       "'options': {'dataset': 'x'}}]"])
   finally:
     del C.HOOKS["test_count"]
+
+
+def test_optimizer_factory_gets_the_run_arguments_it_declares():
+  seen = {}
+
+  def probe_sgd(learning_rate, *, scale: float = 1.0, model=None, loss=None,
+                named_optimizer=None):
+    seen.update(model=model, loss=loss, inner=named_optimizer("sgd", 0.5))
+    return optax.sgd(learning_rate * scale)
+
+  C.add("optimizer", "test_probe", probe_sgd)
+  try:
+    exp = build(small_config(), "plain", quick=True,
+                overrides=["optimizer.name=test_probe"])
+    assert seen["model"] is exp.model and seen["loss"] is exp.loss
+    assert isinstance(seen["inner"], optax.GradientTransformation)
+    with pytest.raises(C.ConfigError, match=r"optimizer: .*\['model'\] "
+                       r"come\(s\) from the run"):
+      C.resolve(small_config(), "plain", overrides=[
+          "optimizer.name=test_probe", "optimizer.options={'model': 1}"])
+  finally:
+    del C.OPTIMIZERS["test_probe"]
 
 
 def test_jax_devices_available():

@@ -207,10 +207,10 @@ def test_missing_dropout_key_is_a_clear_error():
 def test_p4_quick_config_trains_per_character():
   from nnopt import config as C
   _, config = C.load_config_file("configs/balles_p4_tolstoi.py")
-  exp = C.build(config, variant="adam", quick=True,
-                overrides=["train.num_steps=20", "train.eval_every=20",
-                           "variants.adam.optimizer.learning_rate.init_value"
-                           "=0.01"])
+  exp = C.build(C.resolve(
+      config, "adam", quick=True,
+      overrides=["train.num_steps=20", "train.eval_every=20",
+                 "variants.adam.optimizer.learning_rate.init_value=0.01"]))
   trainer = exp.trainer(progress=False)
   trainer.fit()
   last = trainer.history[-1]

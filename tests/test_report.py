@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -134,8 +135,30 @@ def test_discover_finds_sensli_tables():
   assert "sensli_tables" in registry.reproductions
   rep = registry.get("sensli_tables")
   assert rep.thesis == "kreis" and "Table 4.3" in rep.items
-  with pytest.raises(R.ReproduceError, match="did you mean sensli_tables"):
+  with pytest.raises(R.ReproduceError, match="did you mean 'sensli_tables'"):
     registry.get("sensli_table")
+
+
+def test_every_reproduction_is_an_installed_entry_point():
+  registry = R.discover()
+  assert not registry.errors, registry.errors
+  assert set(registry.reproductions) >= {
+      "balles_ch4", "balles_ch5", "balles_ch6", "balles_ch7", "balles_tier_b",
+      "frobenius_ch5", "mgopt", "mlsgd", "sensli_cifar", "sensli_spiral",
+      "sensli_tables"}
+
+
+def test_discover_a_directory_of_scripts_leaves_sys_path(tmp_path):
+  (tmp_path / "reproduce_one.py").write_text(
+      "from nnopt.reproduce import Claims, Reproduction\n"
+      "REPRODUCTION = Reproduction(id='one', thesis='kreis', items=('T',),\n"
+      "                            run=lambda out, quick: Claims('kreis'))\n")
+  before = list(sys.path)
+  registry = R.discover(tmp_path)
+  assert list(registry.reproductions) == ["one"] and not registry.errors
+  assert sys.path == before
+  with pytest.raises(R.ReproduceError, match="no directory"):
+    R.discover(tmp_path / "missing")
 
 
 def test_plot_curves(tmp_path):

@@ -156,10 +156,10 @@ def test_hook_replaces_optimizer():
 
 @pytest.mark.parametrize("variant", ["sgd", "adam", "rmsprop"])
 def test_quickstart_config_same_on_one_and_eight_devices(variant):
-  from nnopt.config import build, load_config_file
+  from nnopt.config import build, load_config_file, resolve
   _, config = load_config_file(os.path.join(os.path.dirname(__file__), os.pardir,
                                          "configs", "quickstart.py"))
-  experiment = build(config, variant=variant)
+  experiment = build(resolve(config, variant))
   runs = []
   for mesh in (parallel.data_mesh(jax.devices()[:1]), parallel.data_mesh()):
     trainer = experiment.trainer(progress=False, mesh=mesh, num_steps=30,

@@ -35,7 +35,7 @@ from nnopt import losses  # pylint: disable=wrong-import-position
 from nnopt.noise_aware.cabs import CABS  # pylint: disable=wrong-import-position
 from nnopt.data import load_dataset  # pylint: disable=wrong-import-position
 from nnopt.models import VGG  # pylint: disable=wrong-import-position
-from nnopt.engine.step import CaptureSpec  # pylint: disable=wrong-import-position
+from nnopt.stats.needs import Needs  # pylint: disable=wrong-import-position
 from nnopt.engine.trainer import Hook, Trainer  # pylint: disable=wrong-import-position
 from nnopt.noise_aware.batch_variance import cabs_sgd  # pylint: disable=wrong-import-position
 
@@ -93,7 +93,7 @@ class _Clock(Hook):
 def _trainer(model, data, opt, batch_size, buckets, hooks, capture,
              steps=STEPS):
   return Trainer(model, losses.softmax_cross_entropy, opt, data,
-                 batch_size=batch_size, num_steps=steps, capture=capture,
+                 batch_size=batch_size, num_steps=steps, needs=capture,
                  buckets=buckets, hooks=hooks, log_every=50, progress=False)
 
 
@@ -105,15 +105,15 @@ def main():
   buckets = hook.buckets()
   clock = _Clock(STEPS)
   run = _trainer(model, data, cabs_sgd(0.1), 16, buckets, [hook, clock],
-                 CaptureSpec(stats=True))
+                 Needs(stats=True))
   run.fit()
   final = run.history[-1]["cabs_batch_size"]
 
-  fixed = {"SGD": ([], optax.sgd(0.1), CaptureSpec())}
+  fixed = {"SGD": ([], optax.sgd(0.1), Needs())}
   for lag in (0, 1):
     fixed[f"CABS lag={lag}"] = (
         [CABS(0.1, m_min=final, m_max=final, c=20.0, lag=lag)],
-        cabs_sgd(0.1), CaptureSpec(stats=True))
+        cabs_sgd(0.1), Needs(stats=True))
   trainers = {}
   for name, (hooks, opt, spec) in fixed.items():
     clk = _Clock(FIT_STEPS)

@@ -20,7 +20,7 @@ from _timing import table, time_calls  # pylint: disable=wrong-import-position
 
 from nnopt import losses  # pylint: disable=wrong-import-position
 from nnopt.models import FNN, VGG, init_params  # pylint: disable=wrong-import-position
-from nnopt.noise_aware.adaptation import msvag  # pylint: disable=wrong-import-position
+from nnopt.noise_aware import msvag  # pylint: disable=wrong-import-position
 
 
 def problems():

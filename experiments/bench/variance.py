@@ -21,8 +21,8 @@ from _timing import peak_bytes, table, time_calls  # pylint: disable=wrong-impor
 from nnopt import losses  # pylint: disable=wrong-import-position
 from nnopt.stats.capture import capture, layer_info  # pylint: disable=wrong-import-position
 from nnopt.models import FNN, VGG, init_params  # pylint: disable=wrong-import-position
-from nnopt.stats.moments import (batch_moments, model_example_loss,  # pylint: disable=wrong-import-position
-                            moments_from_stats)
+from nnopt.stats.captured_moments import moments_from_stats  # pylint: disable=wrong-import-position
+from nnopt.stats.moments import batch_moments, model_example_loss  # pylint: disable=wrong-import-position
 
 
 def main():

@@ -1,4 +1,4 @@
-"""``--set`` overrides and the resolution of a config into one run per variant."""
+"""``--set`` overrides: parsing ``KEY=VALUE`` and applying it to a config tree."""
 
 from __future__ import annotations
 
@@ -6,11 +6,9 @@ import ast
 import dataclasses
 from typing import Any, Iterable, Mapping, Sequence
 
-from nnopt.config.schema import (_OWNS, _SPECIAL, DEFAULT_VARIANT, SCHEMA,
-                                     ConfigError, Field, Options,
-                                     _check_field, _merge, _unknown_key,
-                                     defaults, to_plain)
-from nnopt.config.validation import validate
+from nnopt.config.errors import ConfigError
+from nnopt.config.schema import (OWNED_OPTIONS, SCHEMA, Field, Options,
+                                 check_field, to_plain, unknown_key)
 
 
 # -- overrides (--set) -------------------------------------------------------------
@@ -62,12 +60,12 @@ def _set(tree: dict[str, Any], path: Sequence[str], value: Any,
   key, rest = path[0], path[1:]
   here = f"{where}.{key}" if where else key
   if schema is not None and key not in schema:
-    raise _unknown_key(".".join([here, *rest]))
+    raise unknown_key(".".join([here, *rest]))
   node = schema.get(key) if schema is not None else None
   if not rest:
     if isinstance(node, Field):
       try:
-        _check_field(here, value, node)
+        check_field(here, value, node)
       except ConfigError as e:
         raise ConfigError(f"--set {text}: {e}") from None
     elif isinstance(node, dict) and not isinstance(value, Mapping):
@@ -83,7 +81,7 @@ def _set(tree: dict[str, Any], path: Sequence[str], value: Any,
         raise ConfigError(
             f"--set {text}: {here} is {current!r}, not a dict; set it as a "
             f"whole, e.g. --set \"{here}={{...}}\"")
-      raise _unknown_key(".".join([here, *rest]))
+      raise unknown_key(".".join([here, *rest]))
     _set(current, rest, value, None, here, text)
     return
   child = tree.setdefault(key, {})
@@ -105,11 +103,12 @@ def apply_overrides(config: Any, overrides: Iterable[Override | str]) -> dict:
   tree = to_plain(config)
   for o in overrides:
     o = parse_override(o) if isinstance(o, str) else o
-    _apply_one(tree, o)
+    apply_one(tree, o)
   return tree
 
 
-def _apply_one(tree: dict[str, Any], o: Override) -> None:
+def apply_one(tree: dict[str, Any], o: Override) -> None:
+  """Applies one override to ``tree`` in place (see :func:`apply_overrides`)."""
   head = o.path[0]
   if head == "variants":
     variants = tree.setdefault("variants", {})
@@ -133,76 +132,11 @@ def _apply_one(tree: dict[str, Any], o: Override) -> None:
   else:
     _set(tree, o.path, o.value, SCHEMA, "", o.text)
 
-def _renames(o: Override) -> bool:
+
+def renames(o: Override) -> bool:
   """Whether ``o`` sets a section's ``name``/``augment`` (which owns options)."""
-  if len(o.path) != 2 or o.path[1] not in _OWNS:
+  if len(o.path) != 2 or o.path[1] not in OWNED_OPTIONS:
     return False
   section = SCHEMA.get(o.path[0])
   return isinstance(section, dict) and isinstance(
-      section.get(_OWNS[o.path[1]]), Options)
-
-def variant_names(config: Any) -> list[str]:
-  """The config's variants in definition order (``['default']`` if none)."""
-  tree = to_plain(config)
-  variants = tree.get("variants") or {}
-  if not isinstance(variants, Mapping):
-    raise ConfigError(f"variants must be a dict name -> partial config, got "
-                      f"{variants!r}")
-  order = tree.get("variant_order") or []
-  if not isinstance(order, list) or not all(isinstance(v, str) for v in order):
-    raise ConfigError(f"variant_order must be a list of variant names, got "
-                      f"{order!r}")
-  unknown = [v for v in order if v not in variants]
-  if unknown:
-    raise ConfigError(f"variant_order names unknown variant(s) {unknown}; "
-                      f"variants: {', '.join(variants) or '(none)'}")
-  names = list(dict.fromkeys(order)) + [v for v in variants if v not in order]
-  return names or [DEFAULT_VARIANT]
-
-
-def resolve(config: Any, variant: str | None = None, *, quick: bool = False,
-            overrides: Iterable[Override | str] = ()) -> dict[str, Any]:
-  """The full, validated plain-dict config of one variant.
-
-  Args:
-    config: a ConfigDict or dict in the layout of the module docstring.
-    variant: variant name (None: the first, or ``'default'``).
-    quick: merge the ``quick`` section.
-    overrides: ``--set`` overrides (strings or :class:`Override`).
-
-  Returns:
-    A plain dict with every schema key (no ``variants`` / ``quick``).
-
-  Raises:
-    ConfigError: unknown key, name or option, or a wrong type.
-  """
-  from nnopt.config import plugins  # pylint: disable=g-import-not-at-top
-  plugins.register_all()
-  overrides = [parse_override(o) if isinstance(o, str) else o
-               for o in overrides]
-  tree = apply_overrides(
-      config, [o for o in overrides if o.path[0] in _SPECIAL])
-  if not isinstance(tree, Mapping):
-    raise ConfigError(f"get_config() must return a ConfigDict or dict, got "
-                      f"{type(tree).__name__}")
-  names = variant_names(tree)
-  variant = names[0] if variant is None else variant
-  if variant not in names:
-    raise ConfigError(f"unknown variant {variant!r}; variants: "
-                      f"{', '.join(names)}")
-  resolved = defaults()
-  _merge(resolved, {k: v for k, v in tree.items() if k not in _SPECIAL},
-         SCHEMA, "")
-  if tree.get("variants"):
-    _merge(resolved, tree["variants"][variant], SCHEMA, f"variants.{variant}")
-  if quick and tree.get("quick"):
-    _merge(resolved, tree["quick"], SCHEMA, "quick")
-  base_overrides = [o for o in overrides if o.path[0] not in _SPECIAL]
-  for o in sorted(base_overrides, key=lambda o: not _renames(o)):
-    if _renames(o):
-      section = resolved.get(o.path[0])
-      if isinstance(section, dict) and section.get(o.path[1]) != o.value:
-        section[_OWNS[o.path[1]]] = {}
-    _apply_one(resolved, o)
-  validate(resolved)
-  return resolved
+      section.get(OWNED_OPTIONS[o.path[1]]), Options)

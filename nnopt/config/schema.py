@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 from typing import Any, Iterable, Mapping
 
+from ml_collections import ConfigDict
 
-class ConfigError(ValueError):
-  """A config is invalid; the message names the key and the allowed values."""
+from nnopt.config.errors import ConfigError, close_matches, suggest
 
 
 # -- the schema ----------------------------------------------------------------
@@ -49,12 +48,15 @@ SCHEMA: dict[str, Any] = {
     "description": _f(str, "", "one line on what the experiment shows"),
     "dataset": {
         "name": _f(str, "spiral", "registered dataset name"),
-        "data_dir": _f((str, NoneType), None, "TFDS data directory"),
+        "data_dir": _f((str, NoneType), None, "IDX or TFDS data directory"),
         "seed": _f(int, 0, "seed of the dataset construction"),
         "options": Options(),
         "augment": _f((str, NoneType), None, "host-side augmentation",
                       choices=(None, "crop_flip")),
         "augment_options": Options(),
+        "targets": _f((str, NoneType), None,
+                      "None: the dataset's targets; 'inputs': the flattened "
+                      "inputs (an autoencoder)", choices=(None, "inputs")),
     },
     "model": {
         "name": _f(str, "fnn", "registered model name"),
@@ -80,16 +82,13 @@ SCHEMA: dict[str, Any] = {
         "buckets": _f((list, tuple, NoneType), None,
                       "batch-size buckets for dynamic batch sizes"),
     },
-    "capture": {
-        "stats": _f(bool, False, "pass per-layer statistics to the optimizer"),
-        "fisher_samples": _f(int, 0, "model-sampled targets per example"),
-    },
     "hooks": _f((list, tuple), [], "[{'name': ..., 'options': {...}}]"),
 }
-_SPECIAL = ("variants", "variant_order", "quick")
-# Changing a section's `name` (or `augment`) drops the options that belonged to
-# the old one, unless the same partial config gives new ones.
-_OWNS = {"name": "options", "augment": "augment_options"}
+#: Top-level keys of a config file that are not part of a run.
+SPECIAL_KEYS = ("variants", "variant_order", "quick")
+#: Changing a section's ``name`` (or ``augment``) drops the options that
+#: belonged to the old one, unless the same partial config gives new ones.
+OWNED_OPTIONS = {"name": "options", "augment": "augment_options"}
 DEFAULT_VARIANT = "default"
 
 
@@ -116,7 +115,6 @@ def base_config():
   It is not type-safe at assignment (a learning rate may become a schedule
   dict); :func:`resolve` checks every type instead.
   """
-  from ml_collections import ConfigDict  # pylint: disable=g-import-not-at-top
   config = defaults()
   config["variants"] = {}
   config["variant_order"] = []
@@ -178,7 +176,8 @@ def _fits(value: Any, types_: tuple[type, ...]) -> bool:
              and isinstance(value, t) for t in types_)
 
 
-def _check_field(path: str, value: Any, field: Field) -> None:
+def check_field(path: str, value: Any, field: Field) -> None:
+  """Checks one leaf value against its :class:`Field` (type and choices)."""
   if not _fits(value, field.types):
     raise ConfigError(f"{path} must be {_type_name(field.types)}, got "
                       f"{value!r} ({type(value).__name__})")
@@ -187,7 +186,7 @@ def _check_field(path: str, value: Any, field: Field) -> None:
                       f"{value!r}")
 
 
-def _unknown_key(path: str) -> ConfigError:
+def unknown_key(path: str) -> ConfigError:
   """The error for an unknown key, suggesting the closest schema keys."""
   prefix, rest = "", path
   parts = path.split(".")
@@ -195,29 +194,27 @@ def _unknown_key(path: str) -> ConfigError:
     prefix, rest = ".".join(parts[:2]) + ".", ".".join(parts[2:])
   elif parts[0] == "quick" and len(parts) > 1:
     prefix, rest = "quick.", ".".join(parts[1:])
-  known = schema_paths() + ([] if prefix else list(_SPECIAL))
-  near = difflib.get_close_matches(rest, known, n=3, cutoff=0.6)
-  if not near:
-    last = rest.rsplit(".", 1)[-1]
-    near = [k for k in known if k.rsplit(".", 1)[-1] == last][:3] or \
-        difflib.get_close_matches(rest, known, n=3, cutoff=0.3)
-  near = [prefix + k for k in near]
-  hint = f"; did you mean {', '.join(near)}?" if near else ""
-  return ConfigError(f"unknown config key {path!r}{hint}")
+  known = schema_paths() + ([] if prefix else list(SPECIAL_KEYS))
+  last = rest.rsplit(".", 1)[-1]
+  near = (close_matches(rest, known)
+          or [k for k in known if k.rsplit(".", 1)[-1] == last][:3]
+          or close_matches(rest, known, cutoff=0.3))
+  return ConfigError(f"unknown config key {path!r}"
+                     f"{suggest(prefix + k for k in near)}")
 
 
-def _merge(base: dict[str, Any], partial: Mapping[str, Any],
-           schema: Mapping[str, Any], where: str) -> None:
+def merge(base: dict[str, Any], partial: Mapping[str, Any],
+          schema: Mapping[str, Any], where: str) -> None:
   """Merges ``partial`` into ``base`` in place, checking keys against ``schema``."""
   if not isinstance(partial, Mapping):
     raise ConfigError(f"{where or 'config'} must be a dict, got {partial!r}")
   for key, value in partial.items():
     path = f"{where}.{key}" if where else key
     if key not in schema:
-      raise _unknown_key(path)
+      raise unknown_key(path)
     node = schema[key]
-    owned = _OWNS.get(key) if isinstance(schema.get(_OWNS.get(key)),
-                                         Options) else None
+    owned = OWNED_OPTIONS.get(key) if isinstance(
+        schema.get(OWNED_OPTIONS.get(key)), Options) else None
     if owned and owned not in partial and base.get(key) != value:
       base[owned] = {}  # options of the old name do not carry over
     if isinstance(node, Options):
@@ -225,6 +222,6 @@ def _merge(base: dict[str, Any], partial: Mapping[str, Any],
         raise ConfigError(f"{path} must be a dict of options, got {value!r}")
       base[key] = copy.deepcopy(to_plain(value))
     elif isinstance(node, dict):
-      _merge(base.setdefault(key, {}), value, node, path)
+      merge(base.setdefault(key, {}), value, node, path)
     else:
       base[key] = copy.deepcopy(to_plain(value))

@@ -1,4 +1,4 @@
-"""nnopt.data: embedded, synthetic and TFDS datasets, and host-side samplers.
+"""nnopt.data: embedded, synthetic, IDX and TFDS datasets, and host-side samplers.
 
 Datasets are in-memory :class:`Dataset` objects from :func:`load_dataset`;
 batches are index sets from :class:`EpochSampler`, gathered on the host with
@@ -9,11 +9,16 @@ from nnopt.data.augment import CropFlip
 from nnopt.data.augment import random_crop_flip
 from nnopt.data.dataset import Dataset
 from nnopt.data.dataset import DatasetError
+from nnopt.data.dataset import MissingDataError
 from nnopt.data.embedded import DIGITS_SPLIT_SEED
 from nnopt.data.embedded import DIGITS_TEST_SIZE
 from nnopt.data.embedded import load_digits
 from nnopt.data.embedded import load_spiral
 from nnopt.data.embedded import spiral_points
+from nnopt.data.idx import read_idx
+from nnopt.data.image_sources import DATA_DIR_ENV
+from nnopt.data.image_sources import IDX_DATASETS
+from nnopt.data.image_sources import load_image_dataset
 from nnopt.data.registry import KNOWN_DATASETS
 from nnopt.data.registry import available_datasets
 from nnopt.data.registry import dataset_options
@@ -43,9 +48,12 @@ __all__ = [
     "DIGITS_SPLIT_SEED",
     "DIGITS_TEST_SIZE",
     "Dataset",
+    "DATA_DIR_ENV",
     "DatasetError",
     "EpochSampler",
+    "IDX_DATASETS",
     "KNOWN_DATASETS",
+    "MissingDataError",
     "TFDS_DATASETS",
     "available_datasets",
     "bucket_for",
@@ -55,11 +63,13 @@ __all__ = [
     "load_dataset",
     "load_digits",
     "load_gaussian_classes",
+    "load_image_dataset",
     "load_linear_regression",
     "load_spiral",
     "load_tfds_dataset",
     "prepare_command",
     "random_crop_flip",
+    "read_idx",
     "register_dataset",
     "resolve_data_dir",
     "spiral_points",

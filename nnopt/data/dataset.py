@@ -26,6 +26,14 @@ class DatasetError(ValueError):
   """A dataset cannot be built or found (unknown name, bad option, missing data)."""
 
 
+class MissingDataError(DatasetError):
+  """A real dataset's files are in none of the places searched.
+
+  The message lists every place searched and every way to provide the files;
+  a file that is there but corrupt is a plain :class:`DatasetError`.
+  """
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Dataset:
   """A supervised dataset held in host memory as numpy arrays.

@@ -1,7 +1,7 @@
 """The dataset registry: one name -> one loader, and `load_dataset`.
 
 A loader is a function ``loader(*, data_dir, seed, **options) -> Dataset``.
-Built-in loaders are registered at import; users may add their own with
+Built-in loaders are a literal table; users may add their own with
 :func:`register_dataset`. Options are checked against the loader's signature,
 so a misspelt option is an error that lists the valid ones, not a silent no-op.
 
@@ -25,12 +25,24 @@ from nnopt.data.embedded import load_spiral
 from nnopt.data.synthetic import load_gaussian_classes
 from nnopt.data.text import load_embedded_text, load_tolstoi
 from nnopt.data.synthetic import load_linear_regression
+from nnopt.data.image_sources import IDX_DATASETS
+from nnopt.data.image_sources import image_loader
 from nnopt.data.tfds_loader import TFDS_DATASETS
 from nnopt.data.tfds_loader import tfds_loader
 
 Loader = Callable[..., Dataset]
 
-_REGISTRY: dict[str, Loader] = {}
+#: The built-in loaders by (canonical) name; :func:`register_dataset` adds more.
+_REGISTRY: dict[str, Loader] = {
+    "spiral": load_spiral,
+    "digits": load_digits,
+    "gaussian_classes": load_gaussian_classes,
+    "linear_regression": load_linear_regression,
+    "tolstoi": load_tolstoi,
+    "embedded_text": load_embedded_text,
+    **{name: image_loader(name) if name in IDX_DATASETS else tfds_loader(name)
+       for name in TFDS_DATASETS},
+}
 _ALIASES = {"svhn": "svhn_cropped", "fmnist": "fashion_mnist"}
 _RESERVED = ("data_dir", "seed")
 
@@ -104,9 +116,14 @@ def load_dataset(name: str, *, data_dir: str | os.PathLike[str] | None = None,
   Args:
     name: Registered name, e.g. ``"spiral"``, ``"digits"``, ``"mnist"``; see
       :data:`KNOWN_DATASETS` and :func:`available_datasets`.
-    data_dir: Local TFDS data directory for real datasets (else
-      ``TFDS_DATA_DIR``, else ``~/tensorflow_datasets``); ignored by embedded
-      and synthetic datasets.
+    data_dir: Local data directory for real datasets; ignored by embedded
+      and synthetic datasets. MNIST, Fashion-MNIST and KMNIST are looked up
+      as IDX files or TFDS data there, then in ``NNOPT_DATA_DIR``,
+      ``TFDS_DATA_DIR``, ``~/tensorflow_datasets`` and (Fashion-MNIST)
+      Debian's ``/usr/share/datasets/fashion-mnist``
+      (:mod:`nnopt.data.image_sources`); the other image datasets are TFDS
+      data in ``data_dir``, else ``TFDS_DATA_DIR``, else
+      ``~/tensorflow_datasets``.
     seed: Seed of everything random in the construction (shuffle, noise, ...).
       Datasets with a fixed published split document that they ignore it.
     **options: Dataset-specific options; see :func:`dataset_options`.
@@ -116,7 +133,9 @@ def load_dataset(name: str, *, data_dir: str | os.PathLike[str] | None = None,
 
   Raises:
     DatasetError: Unknown name (the message lists the known names), unknown
-      option (the message lists the valid ones), or missing data.
+      option (the message lists the valid ones), or a corrupt file.
+    MissingDataError: (a DatasetError) the data are in none of the places
+      searched; the message lists them and how to provide the data.
   """
   key, loader = _lookup(name)
   params = inspect.signature(loader).parameters
@@ -129,19 +148,6 @@ def load_dataset(name: str, *, data_dir: str | os.PathLike[str] | None = None,
           f"{', '.join(sorted(accepted)) or '(none)'}.")
   return loader(data_dir=data_dir, seed=seed, **options)
 
-
-for _name, _loader in (
-    ("spiral", load_spiral),
-    ("digits", load_digits),
-    ("gaussian_classes", load_gaussian_classes),
-    ("linear_regression", load_linear_regression),
-    ("tolstoi", load_tolstoi),
-    ("embedded_text", load_embedded_text),
-):
-  register_dataset(_name, _loader)
-for _name in TFDS_DATASETS:
-  register_dataset(_name, tfds_loader(_name))
-del _name, _loader
 
 #: Names of nnopt's built-in datasets (see `available_datasets` for all).
 KNOWN_DATASETS: tuple[str, ...] = available_datasets()

@@ -1,4 +1,4 @@
-"""Real image datasets (MNIST, Fashion-MNIST, CIFAR-10/100, SVHN) from local TFDS files.
+"""Real image datasets (MNIST, Fashion-MNIST, KMNIST, CIFAR-10/100, SVHN) from local TFDS files.
 
 nnopt never downloads (DESIGN.md, Data policy). Data are read from a local
 tensorflow-datasets directory, chosen in this order: the ``data_dir`` argument,
@@ -11,9 +11,12 @@ Two readers are tried, in order:
 2. ``tfds.as_numpy(tfds.load(..., batch_size=-1))``: for data prepared in the
    default ``tfrecord`` format; used only when tensorflow is importable.
 
-If the data are absent, one :class:`DatasetError` names the dataset, the
+If the data are absent, one :class:`MissingDataError` names the dataset, the
 directory searched and the command that prepares the files on a machine with
 internet (see :func:`prepare_command`).
+
+MNIST, Fashion-MNIST and KMNIST are also read from their original IDX files
+(:mod:`nnopt.data.idx`); :mod:`nnopt.data.image_sources` searches both kinds.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import numpy as np
 from nnopt.data.dataset import CLASSIFICATION
 from nnopt.data.dataset import Dataset
 from nnopt.data.dataset import DatasetError
+from nnopt.data.dataset import MissingDataError
 
 DEFAULT_DATA_DIR = "~/tensorflow_datasets"
 _CHUNK = 2048  # Examples fetched per data-source call.
@@ -61,6 +65,7 @@ class TfdsSpec:
 TFDS_DATASETS: dict[str, TfdsSpec] = {
     "mnist": TfdsSpec("mnist", 10, (0.1307,), (0.3081,)),
     "fashion_mnist": TfdsSpec("fashion_mnist", 10, (0.2860,), (0.3530,)),
+    "kmnist": TfdsSpec("kmnist", 10, (0.1918,), (0.3483,)),
     "cifar10": TfdsSpec("cifar10", 10, (0.4914, 0.4822, 0.4465),
                         (0.2023, 0.1994, 0.2010)),
     "cifar100": TfdsSpec("cifar100", 100, (0.5071, 0.4865, 0.4409),
@@ -92,8 +97,8 @@ def prepare_command(tfds_name: str, data_dir: str) -> str:
 
 
 def _missing_error(name: str, spec: TfdsSpec, data_dir: str, origin: str,
-                   searched: str) -> DatasetError:
-  return DatasetError(
+                   searched: str) -> MissingDataError:
+  return MissingDataError(
       f"Dataset {name!r} (TFDS {spec.tfds_name!r}) was not found in data "
       f"directory {data_dir!r} (from {origin}; searched {searched!r}). nnopt "
       f"never downloads. On a machine with internet access run\n\n"
@@ -203,6 +208,73 @@ def _channel_stats(values: Sequence[float] | None, default: tuple[float, ...],
   return stats
 
 
+def check_limits(name: str, max_train: int | None,
+                 max_test: int | None) -> None:
+  """Raises DatasetError unless each limit is None or a positive integer."""
+  for option, value in (("max_train", max_train), ("max_test", max_test)):
+    if value is not None and (isinstance(value, bool) or int(value) != value
+                              or value < 1):
+      raise DatasetError(f"Dataset {name!r}: {option} must be a positive "
+                         f"integer or None, got {value!r}.")
+
+
+def image_dataset(name: str, arrays: dict[str, np.ndarray], *,
+                  num_classes: int, normalize: bool,
+                  mean: Sequence[float] | None, std: Sequence[float] | None,
+                  flatten: bool, meta: dict[str, Any]) -> Dataset:
+  """The classification Dataset of uint8 NHWC images, scaled as documented.
+
+  Shared by every reader of a :data:`TFDS_DATASETS` name (TFDS, IDX), so the
+  source of the files never changes the numbers: x/255, then with
+  ``normalize`` :math:`(x - \\mu_c)/\\sigma_c`, then with ``flatten`` one row
+  per example. ``meta`` is extended with ``normalized``, ``mean``, ``std``.
+  """
+  spec = TFDS_DATASETS[name]
+  channels = arrays["x_train"].shape[-1]
+  mean_c = _channel_stats(mean, spec.mean, channels, "mean", name)
+  std_c = _channel_stats(std, spec.std, channels, "std", name)
+
+  def to_float(images: np.ndarray) -> np.ndarray:
+    x = images.astype(np.float32)
+    x *= np.float32(1.0 / 255.0)
+    if normalize:
+      x -= mean_c
+      x /= std_c
+    return x.reshape(len(x), -1) if flatten else x
+
+  return Dataset(
+      x_train=to_float(arrays["x_train"]), y_train=arrays["y_train"],
+      x_test=to_float(arrays["x_test"]), y_test=arrays["y_test"],
+      name=name, num_classes=num_classes, task=CLASSIFICATION,
+      meta=dict(meta, normalized=bool(normalize),
+                mean=tuple(map(float, mean_c)), std=tuple(map(float, std_c))),
+  )
+
+
+def read_tfds_arrays(name: str, directory: str, origin: str, *,
+                     max_train: int | None, max_test: int | None,
+                     label_key: str) -> tuple[dict[str, np.ndarray], str]:
+  """Reads both splits of ``name`` from the TFDS directory ``directory``.
+
+  Returns:
+    ``({"x_train", "y_train", "x_test", "y_test"}, reader)``: uint8 images,
+    int32 labels, and the reader used (``"data_source"`` or
+    ``"tensorflow"``).
+
+  Raises:
+    MissingDataError: The dataset is not prepared in ``directory``.
+    DatasetError: It is, but cannot be read here (e.g. tfrecord files and no
+      tensorflow).
+  """
+  spec = TFDS_DATASETS[name]
+  read = functools.partial(_read_split, name, spec, data_dir=directory,
+                           origin=origin, label_key=label_key)
+  x_train, y_train, reader = read(split=spec.train_split, limit=max_train)
+  x_test, y_test, _ = read(split=spec.test_split, limit=max_test)
+  return dict(x_train=x_train, y_train=y_train, x_test=x_test,
+              y_test=y_test), reader
+
+
 def load_tfds_dataset(
     name: str,
     *,
@@ -214,15 +286,20 @@ def load_tfds_dataset(
     max_train: int | None = None,
     max_test: int | None = None,
     label_key: str = "label",
+    flatten: bool = False,
 ) -> Dataset:
   """Loads a TFDS image-classification dataset from local files, never downloading.
 
   Images become float32 NHWC in [0, 1]; with ``normalize`` each channel is then
   standardized, :math:`x \\leftarrow (x - \\mu_c)/\\sigma_c`.
 
+  MNIST, Fashion-MNIST and KMNIST are also read from IDX files; their registry
+  loader is :func:`nnopt.data.image_sources.load_image_dataset`, which searches
+  more places and ends here only for a TFDS directory.
+
   Args:
-    name: One of ``TFDS_DATASETS`` (mnist, fashion_mnist, cifar10, cifar100,
-      svhn_cropped).
+    name: One of ``TFDS_DATASETS`` (mnist, fashion_mnist, kmnist, cifar10,
+      cifar100, svhn_cropped).
     data_dir: TFDS data directory; default ``TFDS_DATA_DIR``, else
       ``~/tensorflow_datasets``.
     seed: Unused (the stored order is kept; TFDS shuffles at preparation).
@@ -233,53 +310,36 @@ def load_tfds_dataset(
     max_test: Keep only the first ``max_test`` test examples.
     label_key: Label feature (e.g. ``"coarse_label"`` for cifar100's 20
       superclasses).
+    flatten: One row per example, ``(N, H*W*C)``, instead of NHWC.
 
   Returns:
-    A classification :class:`Dataset`; ``meta`` records ``tfds_name``,
-    ``data_dir``, ``reader``, ``normalized``, ``mean`` and ``std``.
+    A classification :class:`Dataset`; ``meta`` records ``source`` (``"tfds"``),
+    ``tfds_name``, ``data_dir``, ``reader``, ``normalized``, ``mean`` and
+    ``std``.
 
   Raises:
-    DatasetError: If the data are not in the data directory (the message says
-      how to prepare them), or an option is invalid.
+    MissingDataError: If the data are not in the data directory (the message
+      says how to prepare them).
+    DatasetError: If an option is invalid or the files cannot be read.
   """
   del seed
   if name not in TFDS_DATASETS:
     raise DatasetError(f"{name!r} is not a TFDS dataset known to nnopt; known: "
                        f"{', '.join(TFDS_DATASETS)}.")
   spec = TFDS_DATASETS[name]
-  for option, value in (("max_train", max_train), ("max_test", max_test)):
-    if value is not None and (int(value) != value or value < 1):
-      raise DatasetError(f"Dataset {name!r}: {option} must be a positive "
-                         f"integer or None, got {value!r}.")
+  check_limits(name, max_train, max_test)
   directory, origin = resolve_data_dir(data_dir)
-  read = functools.partial(_read_split, name, spec, data_dir=directory,
-                           origin=origin, label_key=label_key)
-  x_train, y_train, reader = read(split=spec.train_split, limit=max_train)
-  x_test, y_test, _ = read(split=spec.test_split, limit=max_test)
-
+  arrays, reader = read_tfds_arrays(name, directory, origin,
+                                    max_train=max_train, max_test=max_test,
+                                    label_key=label_key)
   num_classes = spec.num_classes
   if label_key == "coarse_label" and name == "cifar100":
     num_classes = 20
-  channels = x_train.shape[-1]
-  mean_c = _channel_stats(mean, spec.mean, channels, "mean", name)
-  std_c = _channel_stats(std, spec.std, channels, "std", name)
-
-  def to_float(images: np.ndarray) -> np.ndarray:
-    x = images.astype(np.float32)
-    x *= np.float32(1.0 / 255.0)
-    if normalize:
-      x -= mean_c
-      x /= std_c
-    return x
-
-  return Dataset(
-      x_train=to_float(x_train), y_train=y_train,
-      x_test=to_float(x_test), y_test=y_test,
-      name=name, num_classes=num_classes, task=CLASSIFICATION,
-      meta=dict(tfds_name=spec.tfds_name, data_dir=directory, reader=reader,
-                normalized=bool(normalize), mean=tuple(map(float, mean_c)),
-                std=tuple(map(float, std_c))),
-  )
+  return image_dataset(
+      name, arrays, num_classes=num_classes, normalize=normalize, mean=mean,
+      std=std, flatten=flatten,
+      meta=dict(source="tfds", tfds_name=spec.tfds_name, data_dir=directory,
+                reader=reader))
 
 
 def tfds_loader(name: str) -> Callable[..., Dataset]:

@@ -7,8 +7,9 @@ checkpoints.
 * :mod:`~nnopt.engine.checkpoint`: orbax checkpoints.
 """
 
-from nnopt.engine.step import CaptureSpec, TrainState
-from nnopt.engine.trainer import Hook, NonFiniteLossError, Run, Trainer
+from nnopt.engine.step import NeedsError, TrainState
+from nnopt.engine.run import Run
+from nnopt.engine.trainer import Hook, NonFiniteLossError, Trainer
 
-__all__ = ["CaptureSpec", "Hook", "NonFiniteLossError", "Run", "TrainState",
+__all__ = ["NeedsError", "Hook", "NonFiniteLossError", "Run", "TrainState",
            "Trainer"]

@@ -2,7 +2,8 @@
 
 A step takes a :class:`TrainState` and a batch ``{'x', 'y', 'weights'}``
 (weights 0 mark padding) and returns the new state and device-side metrics.
-The optimizer is any optax transformation; it is called as
+The optimizer is any optax transformation; it is called with the keyword
+extra args of :class:`nnopt.stats.needs.StepExtras`:
 
 .. code-block:: python
 
@@ -10,16 +11,16 @@ The optimizer is any optax transformation; it is called as
                      grad=grads, value_fn=..., weights=..., rng=...,
                      batch={'x': ..., 'y': ..., 'weights': ...})
 
-so that transforms which need more than the gradient (layer statistics from
-:func:`nnopt.stats.capture.capture`, the batch loss, a loss oracle for line
-searches, the padding mask, the batch itself for transforms that evaluate
-another model on it, such as a coarse level) take them as keyword extra
-args; transforms that do not know an extra arg ignore it, as optax does.
+Layer statistics (``stats``) and gradients for targets sampled from the model
+cost a little more than a plain gradient, so the step computes them only when
+a transform of the optimizer declares them (:class:`nnopt.stats.needs.Needs`,
+found by :func:`nnopt.stats.needs.required_needs` through any optax wrapper);
+the other extra args are free when unused. Transforms that do not know an
+extra arg ignore it, as optax does.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Callable, NamedTuple
 
 import flax.linen as nn
@@ -27,9 +28,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from nnopt.stats.capture import capture
 from nnopt.losses import Loss, accuracy
 from nnopt.models.apply import apply_model
+from nnopt.stats.capture import capture, layer_info
+from nnopt.stats.needs import Needs
 
 Array = jax.Array
 
@@ -67,18 +69,28 @@ def init_train_state(params, optimizer: optax.GradientTransformation,
                     model_state=dict(model_state or {}))
 
 
-@dataclasses.dataclass(frozen=True)
-class CaptureSpec:
-  """What the step computes besides loss and gradient.
+class NeedsError(ValueError):
+  """The optimizer needs something from the step that this run cannot give."""
 
-  Attributes:
-    stats: pass per-layer statistics to the optimizer as ``stats=``.
-    fisher_samples: number of model-sampled targets per example whose
-      cotangents land in ``LayerStats.sampled_cotangents``.
+
+def check_needs(needs: Needs, model: nn.Module, loss: Loss, params,
+                inputs) -> None:
+  """Raises :class:`NeedsError` when the step cannot meet ``needs``.
+
+  Layer statistics need at least one of nnopt's tagged ``Dense``/``Conv``
+  layers in the model; model-sampled targets need a loss that can sample
+  them. ``params`` and ``inputs`` may be abstract (``jax.ShapeDtypeStruct``).
   """
-
-  stats: bool = False
-  fisher_samples: int = 0
+  if needs.fisher_samples and getattr(loss, "sample_targets", None) is None:
+    raise NeedsError(
+        f"the optimizer needs {needs.fisher_samples} model-sampled target(s) "
+        f"per example, but loss {getattr(loss, 'name', loss)!r} cannot sample "
+        "targets")
+  if needs.stats and not layer_info(model, params, inputs):
+    raise NeedsError(
+        f"the optimizer needs layer statistics, but model "
+        f"{type(model).__name__} has no nnopt Dense/Conv layers "
+        "(nnopt.models.layers) to capture them from")
 
 
 def as_extra_args(optimizer) -> optax.GradientTransformationExtraArgs:
@@ -90,9 +102,16 @@ def as_extra_args(optimizer) -> optax.GradientTransformationExtraArgs:
 
 def make_train_step(model: nn.Module, loss: Loss,
                     optimizer: optax.GradientTransformation,
-                    spec: CaptureSpec = CaptureSpec(),
+                    needs: Needs = Needs(),
                     on_trace: Callable[[], None] | None = None):
-  """Builds ``step(state, batch) -> (state, metrics)`` (not yet jitted)."""
+  """Builds ``step(state, batch) -> (state, metrics)`` (not yet jitted).
+
+  Args:
+    model, loss, optimizer: the run's.
+    needs: what to capture for the optimizer (usually
+      ``required_needs(optimizer, params)``).
+    on_trace: called whenever the step is traced (counts compilations).
+  """
   optimizer = as_extra_args(optimizer)
 
   def step(state: TrainState, batch: dict[str, Array]):
@@ -106,8 +125,8 @@ def make_train_step(model: nn.Module, loss: Loss,
     sample_rng, opt_rng = jax.random.split(step_key)
     dropout_rng = jax.random.fold_in(step_key, 2)
     captured = capture(model, state.params, x, y, loss, weights=weights,
-                       fisher_samples=spec.fisher_samples, rng=sample_rng,
-                       with_stats=spec.stats or spec.fisher_samples > 0,
+                       fisher_samples=needs.fisher_samples, rng=sample_rng,
+                       with_stats=needs.stats,
                        model_state=state.model_state, train=True,
                        dropout_rng=dropout_rng)
 

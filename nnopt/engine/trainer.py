@@ -16,7 +16,6 @@ compilation per architecture/optimizer/batch bucket, cached).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
@@ -28,15 +27,16 @@ import numpy as np
 import optax
 import tqdm
 
+from nnopt.data import EpochSampler
 from nnopt.engine import parallel
 from nnopt.engine.checkpoint import Checkpointer
+from nnopt.engine.run import Run
+from nnopt.engine.step import (accumulating, check_needs, init_train_state,
+                               make_eval_step, make_train_step, metric_names)
 from nnopt.hooks import Hook
-from nnopt.data import EpochSampler
 from nnopt.losses import Loss
 from nnopt.models.apply import init_variables, initial_model_state
-from nnopt.engine.step import (CaptureSpec, TrainState, accumulating,
-                        init_train_state, make_eval_step, make_train_step,
-                        metric_names)
+from nnopt.stats.needs import Needs, required_needs
 
 
 class NonFiniteLossError(RuntimeError):
@@ -48,61 +48,6 @@ class NonFiniteLossError(RuntimeError):
     super().__init__(f"training loss is not finite at step {step}; stopped "
                      f"the run; {kept}")
     self.step = step
-
-
-@dataclasses.dataclass
-class Run:
-  """The mutable state of a run that hooks may read and change.
-
-  Attributes:
-    model: current architecture.
-    optimizer: current optax transformation.
-    state: current :class:`TrainState` (on the mesh).
-    sampler: the batch sampler (``sampler.set_batch_size`` changes the batch).
-    step: host-side step counter.
-    log: diagnostics merged into the next metrics record, then cleared.
-    stop: set to True to end the run after the current step.
-  """
-
-  model: nn.Module
-  optimizer: optax.GradientTransformation
-  state: TrainState
-  sampler: EpochSampler
-  mesh: jax.sharding.Mesh
-  step: int = 0
-  log: dict[str, Any] = dataclasses.field(default_factory=dict)
-  stop: bool = False
-
-  @property
-  def epoch(self) -> int:
-    return self.sampler.epoch
-
-  @property
-  def params(self):
-    return self.state.params
-
-  def replace(self, *, model: nn.Module | None = None, params: Any = None,
-              optimizer: optax.GradientTransformation | None = None,
-              opt_state: Any = None, model_state: Any = None) -> None:
-    """Swaps in a new architecture, parameters, optimizer or its state.
-
-    A new optimizer without ``opt_state`` starts from ``optimizer.init``. The
-    model's non-parameter state (batch norm) is kept unless ``model_state``
-    is given; pass it when the new architecture's differs.
-    """
-    if model is not None:
-      self.model = model
-    if optimizer is not None:
-      self.optimizer = optimizer
-    params = self.state.params if params is None else params
-    if opt_state is None:
-      opt_state = (self.optimizer.init(params) if optimizer is not None
-                   else self.state.opt_state)
-    if model_state is None:
-      model_state = self.state.model_state
-    self.state = parallel.replicate(
-        self.state._replace(params=params, opt_state=opt_state,
-                            model_state=model_state), self.mesh)
 
 
 class Trainer:
@@ -118,7 +63,11 @@ class Trainer:
     seed: seeds initialization, sampling and the step's PRNG.
     buckets: batch-size buckets for dynamic batch sizes (each bucket
       compiles once).
-    capture: which layer statistics the optimizer gets.
+    needs: what the step captures beyond what the optimizer declares
+      (:class:`nnopt.stats.needs.Needs`; merged with
+      ``required_needs(optimizer, params)``, which the engine reads from
+      every optimizer it runs, also after a hook swaps it). Only needed for
+      a transform of your own that reads ``stats`` without declaring it.
     hooks: loop hooks.
     eval_every: evaluate on the test split every this many steps (and at the
       end); None for only at the end.
@@ -141,7 +90,7 @@ class Trainer:
                batch_size: int | None, num_steps: int | None = None,
                num_epochs: int | None = None, seed: int = 0,
                buckets: Sequence[int] | None = None,
-               capture: CaptureSpec = CaptureSpec(), hooks: Sequence[Hook] = (),
+               needs: Needs = Needs(), hooks: Sequence[Hook] = (),
                eval_every: int | None = None, eval_train: bool = False,
                eval_batch_size: int = 1000, log_every: int = 1,
                checkpoint_every: int | None = None, workdir: str | None = None,
@@ -157,7 +106,7 @@ class Trainer:
     self.dataset = dataset
     self.batch_size, self.buckets = batch_size, buckets
     self.num_steps, self.num_epochs, self.seed = num_steps, num_epochs, seed
-    self.capture, self.hooks = capture, list(hooks)
+    self.needs, self.hooks = needs, list(hooks)
     self.eval_every, self.eval_train = eval_every, eval_train
     self.eval_batch_size, self.log_every = eval_batch_size, log_every
     self.checkpoint_every, self.workdir = checkpoint_every, workdir
@@ -177,6 +126,18 @@ class Trainer:
     self._serialize_steps = len(local) > 1 and local[0].platform == "cpu"
     self._single_process = jax.process_count() == 1
     self._eval_fns: dict[Any, Callable] = {}
+    self._needs: dict[Any, tuple[Any, Needs]] = {}
+    # A need the step cannot meet fails here, when the run is built, not at
+    # the first step.
+    self.step_needs(model, optimizer, self._abstract_params())
+
+  def _abstract_params(self):
+    if self.initial_params is not None:
+      return self.initial_params
+    x = jax.ShapeDtypeStruct((1, *self.dataset.x_train.shape[1:]),
+                             self.dataset.x_train.dtype)
+    return jax.eval_shape(lambda key, x: init_variables(self.model, key, x)[0],
+                          jax.random.key(0), x)
 
   # -- compiled functions -------------------------------------------------
 
@@ -185,19 +146,32 @@ class Trainer:
     last = self._last_step
     if last is not None and last[0] is run.model and last[1] is run.optimizer:
       return last[2]
-    key = (run.model, id(run.optimizer), self.capture, self.loss.name)
+    needs = self.step_needs(run.model, run.optimizer, run.state.params)
+    key = (run.model, id(run.optimizer), needs, self.loss.name)
     if key not in self._step_fns:
       def count():
         self.compilations[key] = self.compilations.get(key, 0) + 1
 
       step = accumulating(make_train_step(run.model, self.loss, run.optimizer,
-                                          self.capture, on_trace=count))
+                                          needs, on_trace=count))
       replicated = parallel.replicated(self.mesh)
       self._step_fns[key] = jax.jit(
           step, in_shardings=(replicated, self._batch_sharding(), replicated),
           out_shardings=(replicated, replicated, replicated))
     self._last_step = (run.model, run.optimizer, self._step_fns[key])
     return self._step_fns[key]
+
+  def step_needs(self, model: nn.Module, optimizer, params) -> Needs:
+    """What the step captures for ``optimizer``: its declared needs and
+    ``self.needs``; checked against the model and loss (cached)."""
+    key = (model, id(optimizer))
+    if key not in self._needs:
+      needs = required_needs(optimizer, params).merge(self.needs)
+      x = jax.ShapeDtypeStruct((1, *self.dataset.x_train.shape[1:]),
+                               self.dataset.x_train.dtype)
+      check_needs(needs, model, self.loss, params, x)
+      self._needs[key] = (optimizer, needs)  # keeps id(optimizer) alive
+    return self._needs[key][1]
 
   def _batch_sharding(self):
     # On a one-device mesh over the default device, host batches take jit's

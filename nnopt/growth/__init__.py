@@ -7,7 +7,9 @@ Pure functions over (architecture, parameters, optimizer state), Kreis ch. 4:
 * :func:`sensitivities`, :func:`candidate_merits`, :func:`reference_merits`
   and the norms of :mod:`nnopt.growth.norms` — the Lagrange-multiplier merit;
 * :func:`select` — max / min / random / fixed rules and the threshold (4.18);
-* :func:`sensli_step` and the :class:`SensLI` engine hook — Algorithm 6;
+* :func:`sensli_step` — Algorithm 6 (:mod:`nnopt.growth.sensli`), and
+  :class:`SensLI`, the engine adapter that runs it in the training loop
+  (:mod:`nnopt.growth.hook`);
 * :func:`widen`, :func:`widen_all`, :func:`widening_merits` — §4.4;
 * :func:`graft` — optimizer state across a change of architecture;
 * :func:`param_count`, :func:`epoch_flops`, :func:`run_flops` — Tables 4.2–4.4.
@@ -20,6 +22,7 @@ from nnopt.growth.architecture import (RESNET_POSITIONS, Candidate,
 from nnopt.growth.flops import (epoch_flops, forward_flops, param_count,
                                 run_flops)
 from nnopt.growth.graft import graft, graft_optimizer, scale_hyperparam
+from nnopt.growth.hook import SensLI
 from nnopt.growth.norms import (NORMS, conv_operator_sq, conv_operator_sq_repo,
                                 conv_per_output_l1_sq, conv_per_output_sum_sq,
                                 frobenius_sq, frobenius_sq_scaled, norm_fn)
@@ -27,7 +30,7 @@ from nnopt.growth.selection import RULES, Selection, select
 from nnopt.growth.sensitivity import (Sensitivity, candidate_merits,
                                       reference_merits, sensitivities,
                                       weight_merits)
-from nnopt.growth.sensli import SensLI, SensLIResult, sensli_hook, sensli_step
+from nnopt.growth.sensli import SensLIResult, sensli_step
 from nnopt.growth.widening import widen, widen_all, widening_merits
 
 __all__ = [
@@ -39,14 +42,6 @@ __all__ = [
     "graft", "graft_optimizer", "identity_params", "insert",
     "insert_unchecked", "layer_input_shapes", "norm_fn", "param_count",
     "reference_merits", "run_flops", "scale_hyperparam", "select",
-    "sensitivities", "sensli_hook", "sensli_step", "weight_merits", "widen", "widen_all",
+    "sensitivities", "sensli_step", "weight_merits", "widen", "widen_all",
     "widening_merits",
 ]
-
-
-def _register() -> None:
-  from nnopt import config as config_lib  # pylint: disable=g-import-not-at-top
-  config_lib.register_hook("sensli", sensli_hook, overwrite=True)
-
-
-_register()

@@ -36,6 +36,7 @@ import numpy as np
 
 from nnopt.models import FNN, VGG, ResNet
 from nnopt.models.layers import INPUTS_COLLECTION
+from nnopt.stats.layer_keys import key_str
 
 RESNET_POSITIONS = ("after_each_block", "before_and_after")
 
@@ -297,10 +298,11 @@ def _input_shapes(model: nn.Module, input_shape: tuple[int, ...]):
     return model.apply(variables, x, mutable=[INPUTS_COLLECTION])[1]
 
   sown = jax.eval_shape(run, x)[INPUTS_COLLECTION]
-  flat = jax.tree_util.tree_flatten_with_path(sown)[0]
-  shapes = []
-  for path, leaf in flat:
-    keys = [getattr(k, "key", getattr(k, "idx", None)) for k in path]
-    keys = [k for k in keys if isinstance(k, str) and k != "inputs"]
-    shapes.append(("/".join(keys), tuple(np.shape(leaf))[1:]))
-  return tuple(shapes)
+  # A sown value is ``{layer: {'inputs': (value,)}}``; the layer's key drops
+  # the collection's own 'inputs' key and the tuple index.
+  layers = {}
+  for path, leaf in jax.tree_util.tree_flatten_with_path(sown)[0]:
+    keys = [getattr(k, "key", None) for k in path]
+    layer = key_str(k for k in keys if isinstance(k, str) and k != "inputs")
+    layers[layer] = tuple(np.shape(leaf))[1:]
+  return tuple(layers.items())

@@ -38,6 +38,7 @@ from nnopt.growth.selection import select
 from nnopt.growth.sensitivity import candidate_merits
 from nnopt.losses import Loss
 from nnopt.models import init_params
+from nnopt.stats.layer_keys import by_layer
 
 
 class BatchedRuns(NamedTuple):
@@ -113,9 +114,8 @@ def _phase_fn(cache, model, loss: Loss, optimizer, x, y, x_test, y_test,
 
 
 def _flat_kernels(g):
-  flat = jax.tree_util.tree_flatten_with_path(g)[0]
-  return [("/".join(k.key for k in path[:-1]), leaf) for path, leaf in flat
-          if path[-1].key == "kernel"]
+  return [(layer, leaves["kernel"]) for layer, leaves in by_layer(g).items()
+          if "kernel" in leaves]
 
 
 def run_batched(model: nn.Module, loss: Loss, dataset, *,

@@ -24,8 +24,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from nnopt.stats.capture import layer_info
 from nnopt.growth.architecture import family, layer_input_shapes
+from nnopt.stats.capture import layer_info
+from nnopt.stats.layer_keys import by_layer
 
 
 def param_count(model: nn.Module, input_shape: Sequence[int]) -> int:
@@ -71,9 +72,8 @@ def epoch_flops(model: nn.Module, input_shape: Sequence[int]) -> int:
   if family(model) == "vgg":
     return 3 * forward_flops(model, input_shape)
   params = _abstract_params(model, input_shape)
-  entries = sum(math.prod(leaf.shape) for path, leaf in
-                jax.tree_util.tree_flatten_with_path(params)[0]
-                if str(path[-1]) == "['kernel']")
+  entries = sum(math.prod(leaves["kernel"].shape)
+                for leaves in by_layer(params).values() if "kernel" in leaves)
   return 6 * entries
 
 

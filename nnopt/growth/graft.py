@@ -25,10 +25,7 @@ import jax.numpy as jnp
 import optax
 
 from nnopt.growth.architecture import GrowthError
-
-
-def _key(path) -> tuple:
-  return tuple(str(k) for k in path)
+from nnopt.stats.layer_keys import SEPARATOR, key_str, leaves_by_path
 
 
 def graft(old_state: Any, new_state: Any, *,
@@ -49,14 +46,15 @@ def graft(old_state: Any, new_state: Any, *,
   Raises:
     GrowthError: a matched leaf shrank or changed rank or dtype.
   """
-  old = {_key(p): leaf for p, leaf in
-         jax.tree_util.tree_flatten_with_path(old_state)[0]}
+  old = leaves_by_path(old_state)
 
   def pick(path, fresh):
-    key = _key(path)
+    key = key_str(path)
     if key not in old:
       return fresh
-    if not keep_hyperparams and any("hyperparams" in k for k in key):
+    # also ``hyperparams_states`` of stateful injected hyperparameters
+    if not keep_hyperparams and any("hyperparams" in k
+                                    for k in key.split(SEPARATOR)):
       return fresh
     prev = old[key]
     prev_shape, shape = jnp.shape(prev), jnp.shape(fresh)
@@ -64,7 +62,7 @@ def graft(old_state: Any, new_state: Any, *,
       return prev
     if len(prev_shape) != len(shape) or any(
         a > b for a, b in zip(prev_shape, shape)):
-      raise GrowthError(f"cannot graft optimizer state at {''.join(key)}: "
+      raise GrowthError(f"cannot graft optimizer state at {key}: "
                         f"shape {prev_shape} -> {shape} does not grow")
     index = tuple(slice(0, a) for a in prev_shape)
     return jnp.asarray(fresh).at[index].set(prev)

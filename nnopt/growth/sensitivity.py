@@ -28,11 +28,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax.tree_utils as otu
 
 from nnopt.growth.architecture import (Candidate, GrowthError, family,
                                        layer_input_shapes)
 from nnopt.growth.norms import norm_fn
 from nnopt.losses import Loss
+from nnopt.stats.layer_keys import SEPARATOR, subtree
 
 MODES = ("full", "epoch", "subset")
 DEFAULT_NORM = {"fnn": "fro", "resnet": "fro", "vgg": "op"}
@@ -66,11 +68,11 @@ def _accumulate_fn(model: nn.Module, loss: Loss) -> Callable:
 
     def start(params, x, y, w, scale):
       v, g = jax.value_and_grad(weighted_sum)(params, x, y, w)
-      return jax.tree.map(lambda b: scale * b, g), scale * v
+      return otu.tree_scale(scale, g), scale * v
 
     def accumulate(acc, value, params, x, y, w, scale):
       g, v = start(params, x, y, w, scale)
-      return jax.tree.map(jnp.add, acc, g), value + v
+      return otu.tree_add(acc, g), value + v
 
     _GRAD_FNS[key] = (jax.jit(start), jax.jit(accumulate))
   return _GRAD_FNS[key]
@@ -187,9 +189,7 @@ def weight_merits(model: nn.Module, grads, input_shape: Sequence[int], *,
   for path, in_shape in shapes.items():
     if paths is not None and path not in paths:
       continue
-    node = grads
-    for k in path.split("/"):
-      node = node[k]
+    node = subtree(grads, path)
     size = tuple(in_shape[:2]) if len(in_shape) == 3 else None
     conv = node["kernel"].ndim == 4
     this_norm = norm if conv or norm in ("fro", "fro_scaled", "op") else "fro"
@@ -236,13 +236,10 @@ def reference_merits(model_ext: nn.Module, grads, cands: Sequence[Candidate],
   new = {c.name for c in cands}
 
   def keep(path):
-    if denominator == "baseline" and path.split("/")[0] in new:
+    if denominator == "baseline" and path.split(SEPARATOR)[0] in new:
       return False
     if kind == "vgg":
-      node = grads
-      for k in path.split("/"):
-        node = node[k]
-      return node["kernel"].ndim == 4
+      return subtree(grads, path)["kernel"].ndim == 4
     return True
 
   paths = [p for p in layer_input_shapes(model_ext, grads, input_shape) if keep(p)]

@@ -9,19 +9,23 @@ import jax
 import jax.numpy as jnp
 
 from nnopt.models.apply import apply_model, init_variables, takes_train_flag
+from nnopt.models.deepobs import CharLSTM, ConvPoolNet, WideResNet
 from nnopt.models.fnn import FNN
 from nnopt.models.layers import (ACTIVATIONS, INIT_SCHEMES, Conv, Dense,
                                  LayerInfo, activation, pytorch_kernel_init,
                                  record_layers)
+from nnopt.models.odenet import ODEResNet
 from nnopt.models.resnet import ResBlock, ResNet
 from nnopt.models.vgg import VGG
 
-MODELS: dict[str, type[nn.Module]] = {"fnn": FNN, "resnet": ResNet, "vgg": VGG}
-
-
-def register_model(name: str, cls: type[nn.Module]) -> None:
-  """Makes ``cls`` available to configs as ``model.name = name``."""
-  MODELS[name] = cls
+#: The architectures by name (``build_model``, and ``model.name`` in configs).
+MODELS: dict[str, type[nn.Module]] = {
+    "fnn": FNN, "resnet": ResNet, "vgg": VGG,
+    "odenet": ODEResNet,                       # Kreis ch. 3, MLSGD thesis
+    "conv_pool_net": ConvPoolNet,              # DeepOBS test problems,
+    "wide_resnet": WideResNet,                 # Balles ch. 5 (P1-P4)
+    "char_lstm": CharLSTM,
+}
 
 
 def _freeze(value: Any) -> Any:
@@ -57,6 +61,6 @@ __all__ = [
     "ACTIVATIONS", "INIT_SCHEMES", "MODELS", "Conv", "Dense", "FNN",
     "LayerInfo", "ResBlock", "ResNet", "VGG", "activation", "apply_model",
     "build_model", "count_params", "init_params", "init_variables",
-    "pytorch_kernel_init", "record_layers", "register_model",
+    "pytorch_kernel_init", "record_layers",
     "takes_train_flag",
 ]

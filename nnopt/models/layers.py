@@ -34,13 +34,37 @@ _INPUT = "inputs"
 
 @dataclasses.dataclass(frozen=True)
 class LayerInfo:
-  """Static description of a tagged layer, keyed by its path ``'a/b'``."""
+  """Static geometry of a tagged layer, keyed by its path ``'a/b'``.
 
-  kind: str  # 'dense' | 'conv'
+  The one description of a Dense or Conv layer that the statistics layer
+  reads (patches, Kronecker factors, per-example moments). Tagged layers
+  record it while traced (:func:`nnopt.stats.capture.layer_info`);
+  :func:`nnopt.stats.geometry.infer_layer_info` infers it from shapes.
+
+  Attributes:
+    kind: ``'dense'`` or ``'conv'``.
+    use_bias: whether the layer has a bias.
+    kernel_shape: ``(m, n)`` (Dense) or ``(kh, kw, c_in, c_out)`` (Conv, HWIO).
+    strides: convolution strides (``()`` for Dense).
+    padding: convolution padding, ``'SAME'``, ``'VALID'`` or explicit
+      ``((lo, hi), (lo, hi))`` (None for Dense).
+  """
+
+  kind: str
   use_bias: bool
   kernel_shape: tuple[int, ...]
   strides: tuple[int, ...] = ()
   padding: Any = None
+
+  @property
+  def in_dim(self) -> int:
+    """Rows of the kernel as a matrix: ``m``, or ``kh·kw·c_in``."""
+    return math.prod(self.kernel_shape[:-1])
+
+  @property
+  def out_dim(self) -> int:
+    """Columns of the kernel as a matrix: ``n``, or ``c_out``."""
+    return self.kernel_shape[-1]
 
 
 _RECORDER: contextvars.ContextVar[dict[str, LayerInfo] | None] = (

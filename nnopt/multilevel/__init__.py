@@ -12,30 +12,38 @@
   coarse networks :func:`depth_coarse_model` (half the residual layers, step
   2h) and :func:`network_coarse_loss` (its loss on a batch).
 * MLSGD (MLSGD thesis): :func:`mlsgd`, :class:`MLSGDConfig`,
-  :class:`LevelProblem`, :class:`MLSGDHook` for the engine (with
-  :func:`angle_guard` for the per-step angle condition).
-* config names (:mod:`nnopt.multilevel.registry`): the ``'odenet'`` model, the
-  ``'mlsgd'`` hook and the ``'mgopt'`` optimizer.
+  :class:`LevelProblem` (pure, :mod:`~nnopt.multilevel.mlsgd`); the level
+  direction :func:`mlsgd_direction` and the per-step angle condition
+  :func:`angle_guard` as optax transforms
+  (:mod:`~nnopt.multilevel.mlsgd_transforms`); :class:`MLSGDHook`, the
+  engine adapter that runs V-cycles in the training loop
+  (:mod:`~nnopt.multilevel.hook`).
+* one network's levels (:mod:`~nnopt.multilevel.levels`): :func:`level_models`
+  for MLSGD and :func:`network_mgopt`, MG/Opt around any optax smoother.
 """
 
+from nnopt.models.kernels import (avg_pool2, basis_kernel, kernel_to_basis,
+                                  replicate2)
 from nnopt.multilevel.cgc import (CGCInfo, apply_correction, cgc_gradient,
                                   cgc_objective, cgc_shift, coarse_grid_correction,
                                   coarse_solve, gate)
 from nnopt.multilevel.coarse_network import (batch_loss, depth_coarse_model,
                                              network_coarse_loss)
-from nnopt.multilevel.hook import (AngleGuardState, MLSGDHook, angle_guard,
-                                   mlsgd_direction)
+from nnopt.multilevel.hook import MLSGDHook
+from nnopt.multilevel.levels import level_models, network_mgopt
 from nnopt.multilevel.mgopt import (History, Quadratic, algorithm4, algorithm5,
                                     exact_quadratic_cgc, galerkin_quadratic,
                                     two_level, vcycle)
 from nnopt.multilevel.mlsgd import (LevelProblem, MLSGDConfig, MLSGDResult,
                                     angle_ok, full_gradient, gates_ok, mlsgd,
                                     sgd_baseline)
-from nnopt.multilevel.network_transfers import (avg_pool2, basis_kernel,
-                                                depth_prolongation_matrix,
+from nnopt.multilevel.mlsgd_transforms import (AngleGuardState,
+                                               MLSGDDirectionState,
+                                               angle_guard, mlsgd_direction)
+from nnopt.multilevel.network_transfers import (depth_prolongation_matrix,
                                                 depth_restriction_matrix,
-                                                depth_transfer, kernel_to_basis,
-                                                replicate2, resolution_transfer)
+                                                depth_transfer,
+                                                resolution_transfer)
 from nnopt.multilevel.transfer import (Transfer, TransferError, adjoint_constant,
                                        check_transfer, compose,
                                        eigen_restriction, eigen_transfer,
@@ -47,7 +55,3 @@ from nnopt.multilevel.transform import (CoarseCorrectionState,
                                         coarse_grid_correction_transform)
 
 __all__ = [n for n in dir() if not n.startswith("_")]
-
-from nnopt.multilevel import registry as _registry  # noqa: E402
-
-_registry.register()

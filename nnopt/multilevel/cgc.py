@@ -205,7 +205,7 @@ def apply_correction(params: PyTree, e: PyTree, grad: PyTree, *,
 
     def not_ok(carry):
       t, _, n = carry
-      ok = value_fn(jax.tree.map(lambda p, d: p + t * d, params, e)) <= (
+      ok = value_fn(otu.tree_add_scale(params, t, e)) <= (
           f0 + armijo * t * directional)
       return (~ok) & (n < max_backtracks)
 

@@ -25,8 +25,9 @@ import jax
 
 from nnopt.losses import Loss
 from nnopt.models.apply import apply_model
-from nnopt.multilevel.network_transfers import _path_str, coarse_depth
+from nnopt.multilevel.network_transfers import coarse_depth
 from nnopt.multilevel.transfer import TransferError
+from nnopt.stats.layer_keys import leaves_by_path
 
 Array = jax.Array
 PyTree = Any
@@ -90,8 +91,7 @@ def batch_loss(model: nn.Module, loss: Loss) -> BatchLoss:
 
 
 def _shapes(tree: PyTree) -> dict[str, tuple[int, ...]]:
-  return {_path_str(path): tuple(leaf.shape)
-          for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+  return {key: tuple(leaf.shape) for key, leaf in leaves_by_path(tree).items()}
 
 
 def check_coarse_params(model: nn.Module, coarse_params: PyTree,

@@ -1,4 +1,9 @@
-"""MLSGD V-cycles on nnopt's engine loop, as a :class:`nnopt.engine.trainer.Hook`.
+"""MLSGD V-cycles on nnopt's engine loop: the engine adapter of MLSGD.
+
+:class:`MLSGDHook` is a :class:`nnopt.hooks.Hook`; the algorithm's pieces are
+pure functions (:mod:`nnopt.multilevel.mlsgd`) and optax transforms
+(:mod:`nnopt.multilevel.mlsgd_transforms`), and this module only drives them
+from the loop.
 
 The hook swaps the run's level with ``run.replace(model=, params=,
 optimizer=)``: at the start of a cycle it restricts the fine weights down to
@@ -7,19 +12,20 @@ there; after T_l epochs on level l it adds the prolonged step to the
 restricted start point of level l + 1 and trains there (spec-mlsgd §1.6). The
 engine's epoch counter counts epochs on every level, so a schedule of the
 global epoch count is the thesis's step-size rule; the hook sets it through
-``optax.inject_hyperparams`` at every switch.
+``optax.inject_hyperparams`` at every switch and epoch.
 
 Coarse models see the fine data set (e.g. an ``ODEResNet`` with
 ``input_pool=1`` pools its inputs itself). Gradient correction runs through
-:func:`mlsgd_direction`, whose state (reference point, shift, λ) the hook sets
-per level; VR uses the step's ``value_fn`` extra arg. Full gradients for the
-correction, the gates and the angle condition are computed by the hook over
-the training set.
+:func:`~nnopt.multilevel.mlsgd_transforms.mlsgd_direction`, whose state
+(reference point, shift, λ) the hook sets per level; VR uses the step's
+``value_fn`` extra arg. Full gradients for the correction, the gates and the
+angle condition are computed by the hook over the training set.
 
 The angle condition (3.3) works as in :func:`nnopt.multilevel.mlsgd.mlsgd`:
-``'per_step'`` checks every step inside the jitted step (:func:`angle_guard`;
-a rejected step and every later step of the level are zero updates) and the
-hook reads the accept flag once per epoch; ``'per_epoch'`` checks at the
+``'per_step'`` checks every step inside the jitted step
+(:func:`~nnopt.multilevel.mlsgd_transforms.angle_guard`; a rejected step and
+every later step of the level are zero updates) and the hook reads the accept
+flag once per epoch; ``'per_epoch'`` checks at the
 epoch end and restores the epoch's start point. A rejection ends the level's
 loop. With the checks and the gates off the loop reads nothing back from the
 device.
@@ -27,7 +33,7 @@ device.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -35,102 +41,13 @@ import jax.numpy as jnp
 import optax
 import optax.tree_utils as otu
 
+from nnopt.hooks import Hook, RunView
 from nnopt.losses import Loss
 from nnopt.multilevel.mlsgd import (MLSGDConfig, angle_ok, full_gradient,
                                     gates_ok)
+from nnopt.multilevel.mlsgd_transforms import (AngleGuardState, angle_guard,
+                                               mlsgd_direction)
 from nnopt.multilevel.transfer import Transfer, compose
-from nnopt.hooks import Hook, RunView
-
-
-class MLSGDDirectionState(NamedTuple):
-  """Reference point w0_l, shift (v_l or c_l), λ and whether VR is on."""
-
-  ref: Any
-  shift: Any
-  lam: jax.Array
-  vr: jax.Array
-
-
-def mlsgd_direction(regularizer: Callable[[Any], jax.Array] | None = None
-                    ) -> optax.GradientTransformationExtraArgs:
-  """d = g + ∇reg(w) + shift + λ(w − ref) [− ∇(value_fn + reg)(ref) if vr].
-
-  With zero shift, λ = 0 and vr off it adds only the regularizer gradient.
-  """
-  reg = regularizer or (lambda p: jnp.zeros(()))
-
-  def init_fn(params):
-    zeros = otu.tree_zeros_like(params)
-    return MLSGDDirectionState(zeros, zeros, jnp.zeros(()), jnp.zeros((), bool))
-
-  def update_fn(updates, state, params=None, *, value_fn=None, **extra):
-    del extra
-    d = otu.tree_add(updates, jax.grad(reg)(params))
-    d = otu.tree_add(d, state.shift)
-    d = otu.tree_add_scale(d, state.lam, otu.tree_sub(params, state.ref))
-    if value_fn is not None:
-      ref_grad = jax.lax.cond(
-          state.vr, lambda r: jax.grad(lambda p: value_fn(p) + reg(p))(r),
-          otu.tree_zeros_like, state.ref)
-      d = otu.tree_sub(d, ref_grad)
-    return d, state
-
-  return optax.GradientTransformationExtraArgs(init_fn, update_fn)
-
-
-class AngleGuardState(NamedTuple):
-  """State of :func:`angle_guard`.
-
-  Attributes:
-    inner: the wrapped transformation's state.
-    ref: the level's start point w0_l.
-    fine_grad: G_L, the fine gradient at the cycle start.
-    active: False once a step was rejected.
-    accepted: accepted steps.
-  """
-
-  inner: Any
-  ref: Any
-  fine_grad: Any
-  active: jax.Array
-  accepted: jax.Array
-
-
-def angle_guard(inner: optax.GradientTransformation,
-                prolong_to_top: Callable[[Any], Any], mu: float
-                ) -> optax.GradientTransformationExtraArgs:
-  """Keeps an update u only if w + u − w0_l satisfies (3.3) on the top level.
-
-  .. math::
-     −⟨G_L, P(w + u − w0_l)⟩ ≥ μ ‖G_L‖ ‖P(w + u − w0_l)‖,
-
-  with P the prolongation to the finest level. A rejected update becomes
-  zero (the inner state is kept) and clears ``active``; while ``active`` is
-  False every update is zero, as in :func:`nnopt.multilevel.mlsgd.mlsgd`.
-  The caller sets ``ref``, ``fine_grad`` and ``active`` in the state.
-
-  References:
-    MLSGD thesis (3.3), spec-mlsgd §1.6.
-  """
-  inner = optax.with_extra_args_support(inner)
-
-  def init_fn(params):
-    return AngleGuardState(
-        inner.init(params), params,
-        otu.tree_zeros_like(prolong_to_top(params)), jnp.ones((), bool),
-        jnp.zeros((), jnp.int32))
-
-  def update_fn(updates, state, params=None, **extra):
-    u, inner_state = inner.update(updates, state.inner, params, **extra)
-    step = otu.tree_sub(optax.apply_updates(params, u), state.ref)
-    ok = state.active & angle_ok(state.fine_grad, prolong_to_top(step), mu)
-    u = jax.tree.map(lambda a: jnp.where(ok, a, jnp.zeros_like(a)), u)
-    inner_state = jax.tree.map(lambda a, b: jnp.where(ok, a, b), inner_state,
-                               state.inner)
-    return u, state._replace(inner=inner_state, active=ok,
-                             accepted=state.accepted + ok.astype(jnp.int32))
-
-  return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
 class MLSGDHook(Hook):
@@ -193,8 +110,9 @@ class MLSGDHook(Hook):
     self.lam, self.q, self.first_no_gc = lam, stoch_fraction, first_cycle_no_gc
     self.regularizer, self.seed, self.n_cycles = regularizer, seed, n_cycles
     self.angle_check, self.top = angle_check, len(models) - 1
-    base = optax.chain(mlsgd_direction(regularizer),
-                       optax.inject_hyperparams(optax.sgd)(learning_rate=0.0))
+    base = optax.chain(
+        mlsgd_direction(regularizer, variance_reduction=variant.endswith("_vr")),
+        optax.inject_hyperparams(optax.sgd)(learning_rate=0.0))
     up = [compose(*reversed(self.transfers[l:])).prolong
           for l in range(self.top + 1)]
     self.optimizers = ([angle_guard(base, p, mu) for p in up]
@@ -254,11 +172,8 @@ class MLSGDHook(Hook):
 
   def _with_lr(self, opt_state, epoch: int):
     """``opt_state`` with the step size of global epoch ``epoch``."""
-    guarded = isinstance(opt_state, AngleGuardState)
-    direction, sgd = opt_state.inner if guarded else opt_state
-    sgd = sgd._replace(hyperparams={**sgd.hyperparams, "learning_rate":
-                                    jnp.asarray(self.lr(epoch), jnp.float32)})
-    return opt_state._replace(inner=(direction, sgd)) if guarded else (direction, sgd)
+    return otu.tree_set(opt_state, learning_rate=jnp.asarray(
+        self.lr(epoch), jnp.float32))
 
   def _enter(self, run: RunView, level: int, params) -> None:
     self.level, self.left = level, self.epochs[level]
@@ -275,16 +190,17 @@ class MLSGDHook(Hook):
                                   self.zeta if same else None)
       shift, lam = self._sub(self.c[level], g_ref), self.lam
     optimizer = self.optimizers[level]
-    direction = MLSGDDirectionState(self.w0[level], shift,
-                                    jnp.asarray(lam, jnp.float32),
-                                    jnp.asarray(use_gc and vr))
     opt_state = self._inits[level](params)
-    if isinstance(opt_state, AngleGuardState):
-      opt_state = opt_state._replace(inner=(direction, opt_state.inner[1]),
-                                     ref=self.w0[level],
+    guarded = isinstance(opt_state, AngleGuardState)
+    direction, sgd = opt_state.inner if guarded else opt_state
+    direction = direction._replace(ref=self.w0[level], shift=shift,
+                                   lam=jnp.asarray(lam, jnp.float32),
+                                   vr=jnp.asarray(use_gc and vr))
+    if guarded:
+      opt_state = opt_state._replace(inner=(direction, sgd), ref=self.w0[level],
                                      fine_grad=self.fine_grad)
     else:
-      opt_state = (direction, opt_state[1])
+      opt_state = (direction, sgd)
     run.replace(model=self.models[level], params=params, optimizer=optimizer,
                 opt_state=self._with_lr(opt_state, run.epoch))
     self.epoch_start = run.params

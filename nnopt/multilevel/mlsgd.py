@@ -188,7 +188,7 @@ def make_epoch_fn(loss_fn: LossFn, prolong_to_top: Callable[[PyTree], PyTree],
       ok = active
       if angle_check == "per_step":
         ok = ok & accept(w_new, ref, fine_grad)
-      w = jax.tree.map(lambda a, b: jnp.where(ok, a, b), w_new, w)
+      w = otu.tree_where(ok, w_new, w)
       return (w, ok, count + ok.astype(jnp.int32)), None
 
     start = params
@@ -196,7 +196,7 @@ def make_epoch_fn(loss_fn: LossFn, prolong_to_top: Callable[[PyTree], PyTree],
         body, (params, active, jnp.zeros((), jnp.int32)), batches)
     if angle_check == "per_epoch":
       ok = accept(w, ref, fine_grad) & active
-      w = jax.tree.map(lambda a, b: jnp.where(ok, a, b), w, start)
+      w = otu.tree_where(ok, w, start)
       active_out, count = ok, jnp.where(ok, count, 0)
     return w, active_out, count
 

@@ -34,18 +34,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nnopt.models.kernels import (avg_pool2, basis_kernel, kernel_to_basis,
-                                  replicate2)
+from nnopt.models.kernels import avg_pool2, replicate2
 from nnopt.multilevel.transfer import Transfer, TransferError
-
-
-def _path_str(path) -> str:
-  return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+from nnopt.stats.layer_keys import SEPARATOR, key_str
 
 
 def is_residual_path(path: str) -> bool:
   """Default test for stacked residual leaves: a path component ``block…``."""
-  return any(part.startswith("block") for part in path.split("/"))
+  return any(part.startswith("block") for part in path.split(SEPARATOR))
 
 
 # -- depth ----------------------------------------------------------------------
@@ -108,10 +104,10 @@ def depth_restriction_matrix(n_fine: int, kind: str = "constant",
 def _layer_axis_map(matrix_of_n: Callable[[int], np.ndarray],
                     is_residual: Callable[[str], bool]):
   def leaf_map(path, leaf):
-    if not is_residual(_path_str(path)):
+    if not is_residual(key_str(path)):
       return leaf
     if leaf.ndim < 1:
-      raise TransferError(f"residual leaf {_path_str(path)} has no layer axis")
+      raise TransferError(f"residual leaf {key_str(path)} has no layer axis")
     matrix = jnp.asarray(matrix_of_n(leaf.shape[0]), leaf.dtype)
     return jnp.tensordot(matrix, leaf, axes=(1, 0))
 
@@ -129,7 +125,8 @@ def depth_transfer(kind: str = "constant", *, restriction: str = "default",
     restriction: ``'default'`` (½Pᵀ for constant, injection for linear),
       ``'half_adjoint'`` or ``'injection'``.
     gradient: ``'adjoint'`` (R_g = Pᵀ) or ``'restriction'`` (R_g = R_p).
-    is_residual: which leaves (by '/'-joined path) carry a layer axis.
+    is_residual: which leaves (by layer key,
+      :func:`nnopt.stats.layer_keys.key_str`) carry a layer axis.
   """
   if kind not in DEPTH_KINDS:
     raise TransferError(f"depth kind must be one of {DEPTH_KINDS}, got {kind!r}")
@@ -183,7 +180,7 @@ def resolution_transfer(fc_channels: int, *, fc_name: str = "fc",
     if not isinstance(tree, dict):
       return tree
     out = {}
-    here = "/".join(path)
+    here = key_str(path)
     residual = bool(path) and is_residual(here)
     if residual and fine_to_coarse and {"a", "b"} <= set(tree):
       out["kernel"] = tree["b"]

@@ -28,6 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax.tree_utils as otu
 
+from nnopt.stats.layer_keys import leaves_by_path
+
 Array = jax.Array
 PyTree = Any
 
@@ -214,18 +216,16 @@ def check_transfer(transfer: Transfer, fine_params: PyTree,
   """
 
   def compare(what, got, want):
-    got_paths = dict(jax.tree_util.tree_flatten_with_path(got)[0])
-    want_paths = dict(jax.tree_util.tree_flatten_with_path(want)[0])
+    got_paths, want_paths = leaves_by_path(got), leaves_by_path(want)
     problems = []
-    for path in sorted(set(got_paths) | set(want_paths), key=str):
-      name = jax.tree_util.keystr(path)
-      if path not in got_paths:
+    for name in sorted(set(got_paths) | set(want_paths)):
+      if name not in got_paths:
         problems.append(f"{name}: missing in {what} output")
-      elif path not in want_paths:
+      elif name not in want_paths:
         problems.append(f"{name}: not in the target parameters")
-      elif tuple(got_paths[path].shape) != tuple(want_paths[path].shape):
-        problems.append(f"{name}: {what} gives {tuple(got_paths[path].shape)}, "
-                        f"expected {tuple(want_paths[path].shape)}")
+      elif tuple(got_paths[name].shape) != tuple(want_paths[name].shape):
+        problems.append(f"{name}: {what} gives {tuple(got_paths[name].shape)}, "
+                        f"expected {tuple(want_paths[name].shape)}")
     if problems:
       raise TransferError(f"transfer does not match the models ({what}): "
                           + "; ".join(problems))

@@ -27,6 +27,15 @@ The coarse objective f_H comes from, in this order:
    f_H(θ̄) = f(θ + P_p(θ̄ − R_pθ)), the ideal (Galerkin) coarse model, which is
    exact but costs fine evaluations.
 
+What the transform needs from nnopt's step it declares in its state
+(:mod:`nnopt.stats.needs`): ``Needs(batch=True)`` with a ``coarse_batch_loss``
+(and no ``coarse_loss``), ``Needs(value_fn=True)`` when f_H is the Galerkin
+objective (neither constructor objective given) or the step rule is
+``'backtracking'``. A hand-written loop that passes ``coarse_value_fn`` meets
+the Galerkin need by that instead. The fine optimizer's needs are found in its
+state inside this one's; the coarse optimizer sees only ``value_fn``, ``value``
+and ``grad`` of h.
+
 The gradient g is the extra arg ``grad`` if given, else the incoming updates
 (so put this transformation first in a chain). The gate uses g, a mini-batch
 estimate unless the caller passes the exact gradient: outside the theory of
@@ -45,6 +54,7 @@ import optax.tree_utils as otu
 from nnopt.multilevel.cgc import (STEP_RULES, CGCInfo, apply_correction,
                                   cgc_objective, coarse_solve, gate)
 from nnopt.multilevel.transfer import Transfer
+from nnopt.stats.needs import Needs, NeedsMarker, needs_marker
 
 PyTree = Any
 
@@ -58,6 +68,8 @@ class CoarseCorrectionState(NamedTuple):
     prev_cgc: whether the last step was a cgc.
     num_cgc: cgcs taken.
     info: diagnostics of the last attempted cgc.
+    needs: what the coarse objective and the step rule need from the step
+      (see the module doc).
   """
 
   count: jax.Array
@@ -65,6 +77,15 @@ class CoarseCorrectionState(NamedTuple):
   prev_cgc: jax.Array
   num_cgc: jax.Array
   info: CGCInfo
+  needs: NeedsMarker
+
+
+def coarse_correction_needs(*, rule: str, coarse_loss=None,
+                            coarse_batch_loss=None) -> Needs:
+  """What :func:`coarse_grid_correction` with these options needs from the step."""
+  galerkin = coarse_loss is None and coarse_batch_loss is None
+  return Needs(value_fn=galerkin or rule == "backtracking",
+               batch=coarse_loss is None and coarse_batch_loss is not None)
 
 
 def _empty_info() -> CGCInfo:
@@ -111,11 +132,13 @@ def coarse_grid_correction(
     raise ValueError("every and num_coarse_steps must be >= 1")
   fine = optax.with_extra_args_support(fine)
   coarse = optax.with_extra_args_support(coarse)
+  marker = needs_marker(coarse_correction_needs(
+      rule=rule, coarse_loss=coarse_loss, coarse_batch_loss=coarse_batch_loss))
 
   def init_fn(params):
     return CoarseCorrectionState(
         jnp.zeros((), jnp.int32), fine.init(params), jnp.zeros((), bool),
-        jnp.zeros((), jnp.int32), _empty_info())
+        jnp.zeros((), jnp.int32), _empty_info(), marker)
 
   def coarse_objective(params, value_fn, coarse_value_fn, batch):
     if coarse_value_fn is not None:
@@ -179,7 +202,7 @@ def coarse_grid_correction(
     taken = due & info.taken
     return new_updates, CoarseCorrectionState(
         state.count + 1, fine_state, due, state.num_cgc + taken.astype(jnp.int32),
-        info)
+        info, state.needs)
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 

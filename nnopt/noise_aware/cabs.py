@@ -1,31 +1,21 @@
 """Coupled adaptive batch size (CABS, Balles ch. 4) and the competitor rule,
 as hooks on the engine loop.
 
-CABS (Algorithm 1, (4.20)) picks the NEXT batch size from the current step:
-
-.. math::
-
-   \\bar\\sigma^2 \\leftarrow \\mu \\bar\\sigma^2 + (1-\\mu)\\,\\operatorname{tr}\\hat\\Sigma,
-   \\qquad
-   \\bar f \\leftarrow \\mu \\bar f + (1-\\mu) f,
-   \\qquad
-   m \\leftarrow \\operatorname{clip}\\Big(\\operatorname{round}\\Big(
-       c\\,\\alpha \\frac{\\bar\\sigma^2}{\\bar f + \\epsilon}\\Big),
-       m_{\\min}, m_{\\max}\\Big)
-
-with ``tr Σ̂ = Σ_j s_j`` the trace of the per-EXAMPLE gradient covariance
-(3.30) and f the batch loss. The competitor (Byrd et al.; De et al., §3.7)
-uses ``m = σ̄² / (θ_c² N̄)`` with N̄ an EMA of ``‖g‖²`` (4.18).
+The rules themselves are the pure functions of
+:mod:`nnopt.noise_aware.cabs_rule`; the hooks here read the batch statistics
+recorded in the optimizer state, feed them to a rule and set the sampler's
+next batch size.
 
 Usage with the engine (the optimizer must record the variance, see
-:func:`nnopt.noise_aware.batch_variance.track_batch_variance`):
+:func:`nnopt.noise_aware.batch_variance.track_batch_variance`; it declares
+that it needs the layer statistics, so the engine captures them):
 
 .. code-block:: python
 
     hook = CABS(learning_rate=0.1)
     trainer = Trainer(model, loss, cabs_sgd(0.1), data, batch_size=16,
-                      num_steps=1000, capture=CaptureSpec(stats=True),
-                      buckets=hook.buckets(num_devices=8), hooks=[hook])
+                      num_steps=1000, buckets=hook.buckets(num_devices=8),
+                      hooks=[hook])
 
 Each step costs one device→host read of two scalars (f and tr Σ̂) for the
 host-side decision; the step compiles once per bucket. With data
@@ -43,69 +33,16 @@ the first step after the start (or a resume) keeps the current size.
 
 from __future__ import annotations
 
-import math
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 
 from nnopt.data import default_buckets
 from nnopt.hooks import Hook
 from nnopt.noise_aware.batch_variance import find_batch_variance
-from nnopt.stats.moments import check_beta
-
-
-class CABSError(ValueError):
-  """CABS cannot run with the given settings."""
-
-
-class BatchRuleState(NamedTuple):
-  """Host-side state of a batch-size rule (Python floats).
-
-  Attributes:
-    var_avg: EMA of ``tr Σ̂`` (σ̄²).
-    denom_avg: EMA of f (CABS) or of ``‖g‖²`` (competitor).
-    batch_size: the batch size chosen for the next step.
-  """
-
-  var_avg: float = 0.0
-  denom_avg: float = 0.0
-  batch_size: int = 16
-
-
-def round_clip(value: float, m_min: int, m_max: int) -> int:
-  """``clip(round(value), m_min, m_max)``; non-finite or ≤ 0 → ``m_max``
-  if the numerator dominates, else ``m_min`` (Alg. 1 line 8)."""
-  if math.isnan(value):
-    return m_min
-  if math.isinf(value):
-    return m_max if value > 0 else m_min
-  return int(min(max(round(value), m_min), m_max))
-
-
-def cabs_next(state: BatchRuleState, loss: float, trace: float,
-              learning_rate: float, *, mu: float = 0.95, m_min: int = 16,
-              m_max: int = 2048, eps: float = 0.0, c: float = 1.0
-              ) -> BatchRuleState:
-  """One CABS update, Algorithm 1 lines 6–8 (both EMAs start at 0).
-
-  A non-positive f̄ (possible when f* < 0, spec A3) gives ``m_max``.
-  """
-  var_avg = mu * state.var_avg + (1 - mu) * trace
-  f_avg = mu * state.denom_avg + (1 - mu) * loss
-  denom = f_avg + eps
-  value = c * learning_rate * var_avg / denom if denom > 0 else math.inf
-  return BatchRuleState(var_avg, f_avg, round_clip(value, m_min, m_max))
-
-
-def competitor_next(state: BatchRuleState, trace: float, grad_sq_norm: float,
-                    theta: float, *, mu: float = 0.95, m_min: int = 16,
-                    m_max: int = 2048) -> BatchRuleState:
-  """One competitor update: ``m = σ̄² / (θ_c² N̄)`` with EMAs (§3.7, (4.18))."""
-  var_avg = mu * state.var_avg + (1 - mu) * trace
-  norm_avg = mu * state.denom_avg + (1 - mu) * grad_sq_norm
-  denom = theta * theta * norm_avg
-  value = var_avg / denom if denom > 0 else math.inf
-  return BatchRuleState(var_avg, norm_avg, round_clip(value, m_min, m_max))
+from nnopt.noise_aware.cabs_rule import (BatchRuleState, CABSError, cabs_next,
+                                         competitor_next)
+from nnopt.noise_aware.ema import check_beta
 
 
 class _BatchRuleHook(Hook):
@@ -153,9 +90,9 @@ class _BatchRuleHook(Hook):
     if recorded is None:
       raise CABSError(
           f"{type(self).__name__} needs the batch variance in the optimizer "
-          "state: use nnopt.noise_aware.batch_variance.cabs_sgd(lr) or chain "
-          "track_batch_variance() in front of the optimizer, with "
-          "capture=CaptureSpec(stats=True)")
+          "state: use nnopt.noise_aware.cabs_sgd(lr) or chain "
+          "nnopt.noise_aware.track_batch_variance() in front of the "
+          "optimizer")
     current = self._inputs(recorded, metrics)
     used = run.sampler.batch_size
     if self.lag:
@@ -257,5 +194,4 @@ class Competitor(_BatchRuleHook):
                            m_min=self.m_min, m_max=self.m_max)
 
 
-__all__ = ["BatchRuleState", "CABS", "CABSError", "Competitor", "cabs_next",
-           "competitor_next", "round_clip"]
+__all__ = ["CABS", "Competitor"]

@@ -20,14 +20,15 @@ Predefined inner products (:func:`euclidean`, :func:`scaled_identity`,
 
 from __future__ import annotations
 
-import fnmatch
 from typing import Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import traverse_util
+
+from nnopt.preconditioning.layer_plan import compute_dtype, match_layer
+from nnopt.stats.layer_keys import by_layer, from_layers
 
 Array = jax.Array
 
@@ -127,15 +128,6 @@ def sobolev_grid(height: int, width: int, *, channels: int = 1,
   return fixed_spd(gram.astype(np.float32))
 
 
-def _lookup(name: str, table: Mapping[str, tuple[InnerProduct, InnerProduct]]):
-  if name in table:
-    return table[name]
-  for pattern, value in table.items():
-    if fnmatch.fnmatchcase(name, pattern):
-      return value
-  return None
-
-
 def scale_by_inner_products(
     inner_products: Mapping[str, tuple[InnerProduct, InnerProduct]],
 ) -> optax.GradientTransformationExtraArgs:
@@ -157,15 +149,9 @@ def scale_by_inner_products(
   """
   table = dict(inner_products)
 
-  def layers_of(tree):
-    out: dict[str, dict] = {}
-    for path, leaf in traverse_util.flatten_dict(dict(tree)).items():
-      out.setdefault("/".join(path[:-1]), {})[path[-1]] = leaf
-    return out
-
   def init_fn(params):
-    for name, leaves in layers_of(params).items():
-      pair = _lookup(name, table)
+    for name, leaves in by_layer(params).items():
+      pair = match_layer(name, table)
       if pair is None:
         continue
       kernel = leaves.get("kernel")
@@ -181,22 +167,44 @@ def scale_by_inner_products(
 
   def update_fn(updates, state, params=None, **extra_args):
     del params, extra_args
-    flat = traverse_util.flatten_dict(dict(updates))
-    out = dict(flat)
-    for name, leaves in layers_of(updates).items():
-      pair = _lookup(name, table)
+    layers = by_layer(updates)
+    for name, leaves in layers.items():
+      pair = match_layer(name, table)
       if pair is None:
         continue
       ip_x, ip_y = pair
-      prefix = tuple(name.split("/")) if name else ()
       kernel = leaves["kernel"]
-      k = ip_x.apply(kernel.reshape(-1, kernel.shape[-1]))
+      # Solves in at least float32 (bfloat16 triangular solves lose digits).
+      dtype = compute_dtype(kernel.dtype)
+      k = ip_x.apply(kernel.reshape(-1, kernel.shape[-1]).astype(dtype))
       k = ip_y.solve(k.T).T
-      out[prefix + ("kernel",)] = k.reshape(kernel.shape)
+      leaves = dict(leaves, kernel=k.reshape(kernel.shape).astype(kernel.dtype))
       if "bias" in leaves:
-        out[prefix + ("bias",)] = ip_y.solve(leaves["bias"])
-    new = traverse_util.unflatten_dict(out)
+        b = leaves["bias"]
+        leaves["bias"] = ip_y.solve(b.astype(dtype)).astype(b.dtype)
+      layers[name] = leaves
     return (jax.tree.unflatten(jax.tree.structure(updates),
-                               jax.tree.leaves(new)), state)
+                               jax.tree.leaves(from_layers(layers))), state)
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def inner_product_sgd(
+    learning_rate: optax.ScalarOrSchedule, *,
+    inner_products: Mapping[str, tuple[InnerProduct, InnerProduct]] | None
+    = None,
+) -> optax.GradientTransformationExtraArgs:
+  """SGD in fixed layer-wise inner products (Euclidean where none is given).
+
+  .. math::
+    W_i ← W_i − α R_{Y_i}^{-1} ∇_{W_i} \\hat f R_{X_{i-1}}
+
+  Args:
+    learning_rate: α, a float or an optax schedule.
+    inner_products: see :func:`scale_by_inner_products`; None: plain SGD.
+
+  References:
+    Kreis Lemma 5.2 (5.4), Example 5.4.
+  """
+  return optax.chain(scale_by_inner_products(dict(inner_products or {})),
+                     optax.scale_by_learning_rate(learning_rate))

@@ -1,13 +1,17 @@
 """K-FAC as an option set of the covariance preconditioner (Kreis §2.5.4).
 
 K-FAC (Martens & Grosse 2015) uses the same Kronecker factors as
-:func:`nnopt.preconditioning.frobenius.scale_by_frobenius` (uncentered second
-moments, model-sampled targets) with its own practical choices:
+:func:`nnopt.preconditioning.scale_by_frobenius` (uncentered second moments,
+model-sampled targets) with its own practical choices:
 
 * factored Tikhonov damping with π-balancing,
   ``(A + π√λ I) ⊗ (G + √λ/π I)``, ``π² = (tr A/m)/(tr G/n)``;
 * an exponential moving average of the factors, updated every step
-  (``curvature_ema`` = weight of the old estimate, kfac-jax's convention);
+  (``curvature_ema`` = weight d of the old estimate, kfac-jax's convention),
+  by default weight-normalized (debiased) from the first step as in
+  kfac-jax: ``A_k = Σ_j d^{k−j} Â_j / Σ_j d^{k−j}``; with
+  ``ema_debias=False`` the thesis's convention (first estimate, then
+  ``(1−d)`` on each new one);
 * inverses recomputed only every ``inverse_update_period`` steps;
 * optional heavy-ball momentum;
 * the bias in homogeneous coordinates.
@@ -15,58 +19,99 @@ moments, model-sampled targets) with its own practical choices:
 Not included: the adaptive Levenberg–Marquardt λ and the quadratic-model
 step size/momentum (α*, μ) of the original; use a fixed learning rate or an
 optax schedule.
+
+**Damping and kfac-jax's empirical Fisher.** nnopt's G is the second moment
+of per-example gradients. kfac-jax's ``fisher_empirical`` estimation
+divides its VJP vector by √B, so its G is B times smaller than nnopt's
+``fisher='empirical'`` G (its ``fisher_exact`` G from sampled targets has
+nnopt's scale). With π-damping, ``λ → Bλ`` leaves the A side unchanged and
+scales the G side by B, so a damping λ and a fixed learning rate α tuned
+for kfac-jax's ``fisher_empirical`` are ``damping=B·λ`` and
+``learning_rate=B·α`` here (equivalently ``cotangent_scale=1/B`` at λ, α).
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any, Mapping
+from typing import Mapping
 
 import optax
 
-from nnopt.stats.kronecker import FactorError
-from nnopt.preconditioning.frobenius import scale_by_frobenius
+from nnopt.models.layers import LayerInfo
+from nnopt.preconditioning.estimation import kronecker_factors
+from nnopt.preconditioning.inversion import damped_inverses
+from nnopt.preconditioning.layer_plan import check_positive, check_range
+from nnopt.preconditioning.preconditioner import scale_by_kronecker
 
 
-def scale_by_kfac(damping: float = 1e-3, *, curvature_ema: float = 0.95,
-                  inverse_update_period: int = 20, fisher: str = "sampled",
-                  bias: str = "homogeneous", solver: str = "cholesky",
-                  layer_rules: Mapping[str, str] | None = None,
-                  **options: Any) -> optax.GradientTransformationExtraArgs:
+def scale_by_kfac(
+    damping: float = 1e-3, *, curvature_ema: float = 0.95,
+    ema_debias: bool = True, inverse_update_period: int = 20,
+    fisher: str = "sampled", fisher_samples: int | None = None,
+    bias: str = "homogeneous", solver: str = "cholesky",
+    cotangent_scale: float = 1.0,
+    layer_rules: Mapping[str, str] | None = None,
+    default_rule: str = "kronecker", max_factor_dim: int = 8192,
+    layer_info: Mapping[str, LayerInfo] | None = None,
+    track_spectra: bool = False, track_norms: bool = False,
+) -> optax.GradientTransformationExtraArgs:
   """K-FAC's preconditioner: ``((A + π√λ I) ⊗ (G + √λ/π I))^{-1} vec(∇)``.
 
+  .. math::
+    A_k = \\frac{\\sum_{j \\le k} d^{k-j} \\hat A_j}{\\sum_{j \\le k} d^{k-j}},
+    \\quad
+    P = (A_k + π\\sqrt{λ} I)^{-1} K (G_k + \\sqrt{λ}/π\\, I)^{-1}
+
   Args:
-    damping: λ > 0, the total Tikhonov damping (γ_x γ_y = λ).
-    curvature_ema: weight of the previous factor estimate, in [0, 1).
+    damping: λ > 0, the total Tikhonov damping (γ_x γ_y = λ). For
+      ``fisher='empirical'``, B times a λ tuned for kfac-jax's
+      ``fisher_empirical`` (module docstring).
+    curvature_ema: d, the weight of the previous factor estimate, in [0, 1).
+    ema_debias: True (default, kfac-jax's convention): the weight-normalized
+      average above from the first step; False: the thesis's convention,
+      ``A_1 = Â_1``, ``A_k = d A_{k−1} + (1−d) Â_k``.
     inverse_update_period: recompute the damped inverses every this many
       steps (the factors are updated every step).
     fisher: ``'sampled'`` (Fisher, K-FAC's choice) or ``'empirical'``.
-    bias: see :func:`scale_by_frobenius` (K-FAC: ``'homogeneous'``).
-    solver: ``'eigh'`` or ``'cholesky'``.
-    layer_rules: per-layer fallbacks, see :func:`scale_by_frobenius`.
-    **options: further options of :func:`scale_by_frobenius`.
+    fisher_samples: targets sampled per example (default 1).
+    bias: see :func:`nnopt.preconditioning.scale_by_kronecker` (K-FAC:
+      ``'homogeneous'``).
+    solver: ``'cholesky'`` or ``'eigh'``.
+    cotangent_scale: extra factor on G.
+    layer_rules, default_rule, max_factor_dim, layer_info, track_spectra,
+      track_norms: see :func:`nnopt.preconditioning.scale_by_frobenius`.
 
   References:
-    Kreis §2.5.4 (with pitfall P15); Martens & Grosse (2015) §6.
+    Kreis §2.5.4 (with pitfall P15); Martens & Grosse (2015) §5–6.
   """
-  if not (float(damping) > 0 and math.isfinite(float(damping))):
-    raise FactorError(f"damping must be a finite number > 0, got {damping!r}")
-  if not 0.0 <= float(curvature_ema) < 1.0:
-    raise FactorError(f"curvature_ema must be in [0, 1), got {curvature_ema!r}")
-  root = math.sqrt(float(damping))
-  return scale_by_frobenius(
-      root, root, pi_damping=True, estimation="ema_cov",
-      ema_weight=1.0 - float(curvature_ema), curvature_period=1,
-      refresh_period=inverse_update_period, fisher=fisher, bias=bias,
-      solver=solver, layer_rules=layer_rules, **options)
+  check_positive("damping", damping)
+  check_range("curvature_ema", curvature_ema, 0.0, 1.0, low_open=False,
+              high_open=True)
+  root = damping ** 0.5
+  factors = kronecker_factors(
+      fisher=fisher, fisher_samples=fisher_samples,
+      cotangent_scale=cotangent_scale, ema_weight=1.0 - curvature_ema,
+      ema_debias=ema_debias, layer_info=layer_info)
+  inverses = damped_inverses(root, root, pi_damping=True, solver=solver,
+                             track_spectra=track_spectra)
+  return scale_by_kronecker(
+      factors, inverses, bias=bias, layer_rules=layer_rules,
+      default_rule=default_rule, max_factor_dim=max_factor_dim,
+      curvature_period=1, refresh_period=inverse_update_period,
+      track_norms=track_norms)
 
 
-def kfac(learning_rate: optax.ScalarOrSchedule, damping: float = 1e-3,
-         curvature_ema: float = 0.95, inverse_update_period: int = 20,
-         momentum: float = 0.0, fisher: str = "sampled",
-         bias: str = "homogeneous", solver: str = "cholesky",
-         layer_rules: Mapping[str, str] | None = None,
-         **options: Any) -> optax.GradientTransformationExtraArgs:
+def kfac(
+    learning_rate: optax.ScalarOrSchedule, damping: float = 1e-3, *,
+    curvature_ema: float = 0.95, ema_debias: bool = True,
+    inverse_update_period: int = 20, momentum: float | None = None,
+    fisher: str = "sampled", fisher_samples: int | None = None,
+    bias: str = "homogeneous", solver: str = "cholesky",
+    cotangent_scale: float = 1.0,
+    layer_rules: Mapping[str, str] | None = None,
+    default_rule: str = "kronecker", max_factor_dim: int = 8192,
+    layer_info: Mapping[str, LayerInfo] | None = None,
+    track_spectra: bool = False, track_norms: bool = False,
+) -> optax.GradientTransformationExtraArgs:
   """K-FAC with fixed learning rate and optional momentum.
 
   .. math::
@@ -74,15 +119,28 @@ def kfac(learning_rate: optax.ScalarOrSchedule, damping: float = 1e-3,
 
   Args:
     learning_rate: α, a float or an optax schedule.
-    damping, curvature_ema, inverse_update_period, fisher, bias, solver,
-      layer_rules, **options: see :func:`scale_by_kfac`.
-    momentum: μ (0 disables it).
+    damping: λ, see :func:`scale_by_kfac`.
+    curvature_ema, ema_debias, inverse_update_period, fisher,
+      fisher_samples, bias, solver, cotangent_scale, layer_rules,
+      default_rule, max_factor_dim, layer_info, track_spectra, track_norms:
+      see :func:`scale_by_kfac`.
+    momentum: μ (``optax.trace``); None: no momentum (no momentum buffer).
+
+  Returns:
+    ``optax.chain(scale_by_kfac(...), [trace(μ)], scale_by_learning_rate(α))``.
   """
-  parts = [scale_by_kfac(damping, curvature_ema=curvature_ema,
-                         inverse_update_period=inverse_update_period,
-                         fisher=fisher, bias=bias, solver=solver,
-                         layer_rules=layer_rules, **options)]
-  if momentum:
+  parts = [scale_by_kfac(
+      damping, curvature_ema=curvature_ema, ema_debias=ema_debias,
+      inverse_update_period=inverse_update_period, fisher=fisher,
+      fisher_samples=fisher_samples, bias=bias, solver=solver,
+      cotangent_scale=cotangent_scale, layer_rules=layer_rules,
+      default_rule=default_rule, max_factor_dim=max_factor_dim,
+      layer_info=layer_info, track_spectra=track_spectra,
+      track_norms=track_norms)]
+  if momentum is not None:
     parts.append(optax.trace(decay=momentum))
   parts.append(optax.scale_by_learning_rate(learning_rate))
   return optax.chain(*parts)
+
+
+__all__ = ["kfac", "scale_by_kfac"]

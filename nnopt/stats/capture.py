@@ -16,6 +16,11 @@ With ``fisher_samples = S > 0`` the same VJP is pulled back S more times with
 targets sampled from the model's predictive distribution, giving the
 cotangents of a Monte-Carlo Fisher estimate (true labels give the empirical
 Fisher). All of this is explicit: no jaxpr graph matching.
+
+:func:`layer_info` returns the geometry that every tagged layer records
+(:class:`~nnopt.models.layers.LayerInfo`); :mod:`nnopt.stats.geometry` turns
+it into conv patches (or infers it from the statistics' shapes), and
+:func:`layer_gradients` rebuilds a layer's gradient from its statistics.
 """
 
 from __future__ import annotations
@@ -25,12 +30,13 @@ from typing import Any, NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from flax import traverse_util
 
 from nnopt.losses import Loss
 from nnopt.models.apply import apply_model
 from nnopt.models.layers import (INPUTS_COLLECTION, PERTURBATIONS_COLLECTION,
                                  LayerInfo, record_layers)
+from nnopt.stats.geometry import conv_patches
+from nnopt.stats.layer_keys import by_layer
 
 Array = jax.Array
 
@@ -81,8 +87,9 @@ def _zero_perturbations(model: nn.Module, params, inputs, **apply_kwargs):
 
 
 def _by_layer(tree) -> dict[str, Array]:
-  flat = traverse_util.flatten_dict(dict(tree))
-  return {"/".join(path[:-1]): value for path, value in flat.items()}
+  """``{layer path: value}`` of a collection with one value per layer."""
+  return {name: next(iter(leaves.values()))
+          for name, leaves in by_layer(tree).items()}
 
 
 def capture(model: nn.Module, params, inputs: Array, targets: Array,
@@ -173,53 +180,6 @@ def layer_info(model: nn.Module, params, inputs: Array,
         lambda p, x: apply_model(model, p, x, model_state=model_state)[0],
         params, inputs)
   return dict(registry)
-
-
-def conv_padding(info: LayerInfo, spatial: tuple[int, int]):
-  """Explicit ``((lo, hi), (lo, hi))`` padding of a conv layer."""
-  if isinstance(info.padding, str):
-    return tuple(tuple(p) for p in jax.lax.padtype_to_pads(
-        spatial, info.kernel_shape[:2], info.strides, info.padding))
-  return tuple(tuple(p) for p in info.padding)
-
-
-def conv_output_spatial(info: LayerInfo, spatial: tuple[int, int]
-                        ) -> tuple[int, int]:
-  """``(H', W')`` of a conv layer's output for an input of size ``spatial``."""
-  pads = conv_padding(info, spatial)
-  return tuple((size + lo + hi - k) // s + 1 for size, (lo, hi), k, s in
-               zip(spatial, pads, info.kernel_shape[:2], info.strides))
-
-
-def conv_taps(inputs: Array, info: LayerInfo,
-              out_spatial: tuple[int, int]) -> list[Array]:
-  """The ``kh·kw`` shifted, strided views of the padded input, tap-major.
-
-  View ``t = i·kw + j`` is ``(B, H', W', C_in)`` with
-  ``view[n, h, w] = padded[n, i + s_h·h, j + s_w·w]``; concatenated along
-  the channels in this order they are the conv patches in the feature order
-  of an HWIO kernel reshaped to ``(kh·kw·C_in, C_out)``. Static slices only
-  (a convolution with a one-hot kernel costs far more on CPU).
-  """
-  kh, kw = info.kernel_shape[:2]
-  sh, sw = info.strides
-  ho, wo = out_spatial
-  pads = conv_padding(info, inputs.shape[1:3])
-  padded = jax.lax.pad(inputs, jnp.zeros((), inputs.dtype),
-                       ((0, 0, 0), (*pads[0], 0), (*pads[1], 0), (0, 0, 0)))
-  return [padded[:, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw, :]
-          for i in range(kh) for j in range(kw)]
-
-
-def conv_patches(inputs: Array, info: LayerInfo) -> Array:
-  """Input patches of a convolution, ``(B, H', W', kh·kw·C_in)``.
-
-  The feature order matches an HWIO kernel reshaped to ``(kh·kw·C_in, C_out)``,
-  so that ``patches @ kernel.reshape(-1, C_out)`` is the convolution. Memory:
-  ``kh·kw`` times the input's.
-  """
-  out_spatial = conv_output_spatial(info, inputs.shape[1:3])
-  return jnp.concatenate(conv_taps(inputs, info, out_spatial), axis=-1)
 
 
 def layer_gradients(stats: LayerStats, info: LayerInfo) -> dict[str, Array]:

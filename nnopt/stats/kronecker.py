@@ -25,14 +25,11 @@ non-zero input, so every input statistic is weighted and N = Σ w.
 
 from __future__ import annotations
 
-import math
-from typing import Any, NamedTuple
-
 import jax
 import jax.numpy as jnp
 
-from nnopt.stats.capture import conv_patches
 from nnopt.models.layers import LayerInfo
+from nnopt.stats.geometry import conv_patches
 
 Array = jax.Array
 
@@ -41,97 +38,15 @@ class FactorError(ValueError):
   """A layer's factors cannot be formed (shapes, size or missing statistics)."""
 
 
-class LayerGeometry(NamedTuple):
-  """What the factor math needs to know about a layer (static).
-
-  Attributes:
-    kind: ``'dense'`` or ``'conv'``.
-    kernel_shape: ``(m, n)`` or ``(kh, kw, c_in, c_out)``.
-    strides: convolution strides (``()`` for Dense).
-    padding: convolution padding (None for Dense).
-  """
-
-  kind: str
-  kernel_shape: tuple[int, ...]
-  strides: tuple[int, ...] = ()
-  padding: Any = None
-
-  @property
-  def in_dim(self) -> int:
-    """Rows of the kernel matrix: ``m`` or ``kh·kw·c_in``."""
-    return math.prod(self.kernel_shape[:-1])
-
-  @property
-  def out_dim(self) -> int:
-    return self.kernel_shape[-1]
-
-  def info(self) -> LayerInfo:
-    return LayerInfo(self.kind, False, self.kernel_shape, self.strides,
-                     self.padding)
-
-
-def _conv_dim(size: int, out: int, k: int) -> tuple[int, str]:
-  """(stride, padding) of one spatial axis, from input and output sizes."""
-  candidates = []
-  for stride in range(1, size + 1):
-    if -(-size // stride) == out:
-      candidates.append((stride, "SAME"))
-    if size >= k and (size - k) // stride + 1 == out:
-      candidates.append((stride, "VALID"))
-  same = [c for c in candidates if c[1] == "SAME"]
-  valid = [c for c in candidates if c[1] == "VALID"]
-  if k == 1 and same:  # SAME and VALID coincide for 1×1 kernels
-    return same[0]
-  if len(same) == 1 and not valid:
-    return same[0]
-  if len(valid) == 1 and not same:
-    return valid[0]
-  if same and valid and same[0][0] == 1 and out == size:
-    return same[0]
-  raise FactorError(
-      f"cannot infer stride/padding of a convolution from input size {size}, "
-      f"output size {out} and kernel size {k}; pass layer_info="
-      "nnopt.stats.capture.layer_info(model, params, x)")
-
-
-def layer_geometry(kernel_shape: tuple[int, ...], inputs_shape=None,
-                   outputs_shape=None, info: LayerInfo | None = None
-                   ) -> LayerGeometry:
-  """The geometry of a layer from its kernel and statistics shapes.
-
-  A 2-D kernel is Dense. A 4-D (HWIO) kernel is a convolution whose strides
-  and padding come from ``info`` when given, else are inferred from the input
-  and output spatial sizes ('SAME' or 'VALID'; ambiguous cases raise).
-  """
-  kernel_shape = tuple(int(s) for s in kernel_shape)
-  if len(kernel_shape) == 2:
-    return LayerGeometry("dense", kernel_shape)
-  if len(kernel_shape) != 4:
-    raise FactorError(f"kernel of shape {kernel_shape} is neither Dense (2-D) "
-                      "nor a 2-D convolution (4-D HWIO)")
-  if info is not None:
-    return LayerGeometry("conv", kernel_shape, tuple(info.strides), info.padding)
-  if inputs_shape is None or outputs_shape is None:
-    raise FactorError("a convolution's geometry needs its statistics or "
-                      "layer_info")
-  dims = [_conv_dim(inputs_shape[1 + i], outputs_shape[1 + i], kernel_shape[i])
-          for i in range(2)]
-  strides = tuple(d[0] for d in dims)
-  paddings = {d[1] for d in dims}
-  if len(paddings) != 1:
-    raise FactorError("mixed SAME/VALID padding inferred; pass layer_info")
-  return LayerGeometry("conv", kernel_shape, strides, paddings.pop())
-
-
-def input_rows(inputs: Array, geometry: LayerGeometry,
+def input_rows(inputs: Array, info: LayerInfo,
                homogeneous: bool = False) -> Array:
   """Layer inputs as ``(B, T, m)`` rows (patches for a convolution).
 
   With ``homogeneous`` a constant 1 is appended to every row, the K-FAC
   treatment of a bias (``x̃ = [x; 1]``).
   """
-  if geometry.kind == "conv":
-    rows = conv_patches(inputs, geometry.info())
+  if info.kind == "conv":
+    rows = conv_patches(inputs, info)
   else:
     rows = inputs
   rows = rows.reshape(rows.shape[0], -1, rows.shape[-1])
@@ -146,14 +61,15 @@ def _batch_weights(weights: Array | None, batch: int, dtype) -> Array:
   return weights.astype(dtype).reshape(batch)
 
 
-def input_factor(inputs: Array, geometry: LayerGeometry,
+def input_factor(inputs: Array, info: LayerInfo,
                  weights: Array | None = None, *, centered: bool = False,
                  homogeneous: bool = False, diagonal: bool = False) -> Array:
   """``A = (1/(N T)) Σ_{n,t} w_n a_{n,t} a_{n,t}ᵀ`` (centered: minus ``ā āᵀ``).
 
   Args:
     inputs: the layer's captured inputs, ``(B, m)`` or ``(B, H, W, C_in)``.
-    geometry: see :func:`layer_geometry`.
+    info: the layer's geometry (:func:`nnopt.stats.capture.layer_info` or
+      :func:`nnopt.stats.geometry.infer_layer_info`).
     weights: per-example masks ``(B,)``; None means all ones.
     centered: subtract the weighted mean (Kreis (5.8)–(5.9)).
     homogeneous: append the constant 1 coordinate (K-FAC bias handling).
@@ -162,7 +78,7 @@ def input_factor(inputs: Array, geometry: LayerGeometry,
   Returns:
     ``(m, m)`` (or ``(m,)``) factor in the dtype of ``inputs``.
   """
-  rows = input_rows(inputs, geometry, homogeneous)
+  rows = input_rows(inputs, info, homogeneous)
   w = _batch_weights(weights, rows.shape[0], rows.dtype)
   count = jnp.maximum(jnp.sum(w), 1.0) * rows.shape[1]
   weighted = rows * w[:, None, None]
@@ -226,6 +142,7 @@ def cotangents_for(stats, fisher: str):
   if stats.sampled_cotangents is None:
     raise FactorError(
         "fisher='sampled' needs model-sampled cotangents: call capture(..., "
-        "fisher_samples=1, rng=key) or use CaptureSpec(stats=True, "
-        "fisher_samples=1); or choose fisher='empirical' (true labels)")
+        "fisher_samples=needs.fisher_samples, rng=key) with needs = "
+        "nnopt.required_needs(optimizer, params) (the engine does), or choose "
+        "fisher='empirical' (true labels)")
   return stats.sampled_cotangents, True

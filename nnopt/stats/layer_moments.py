@@ -49,7 +49,9 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from nnopt.stats.capture import LayerStats, conv_padding, conv_taps
+from nnopt.stats.capture import LayerStats
+from nnopt.stats.geometry import (GeometryError, conv_padding, conv_taps,
+                                  infer_layer_info)
 from nnopt.models.layers import LayerInfo
 
 Array = jax.Array
@@ -71,30 +73,18 @@ class VarianceError(ValueError):
 
 def infer_conv_info(stats: LayerStats, kernel_shape: tuple[int, ...],
                     use_bias: bool) -> LayerInfo:
-  """Guesses strides and padding of a convolution from its in/out shapes.
+  """A conv layer's geometry from its statistics' shapes
+  (:func:`nnopt.stats.geometry.infer_layer_info`).
 
   Raises:
-    VarianceError: when no, or more than one, (stride, SAME|VALID) pair fits;
-      then pass the layer infos (:func:`nnopt.stats.capture.layer_info`).
+    VarianceError: when no, or more than one, convolution fits; then pass
+      the layer infos (:func:`nnopt.stats.capture.layer_info`).
   """
-  kh, kw = kernel_shape[:2]
-  h, w = stats.inputs.shape[1:3]
-  ho, wo = stats.cotangents.shape[1:3]
-  fits = []
-  for padding in ("SAME", "VALID"):
-    for sh in range(1, max(kh, h) + 1):
-      for sw in range(1, max(kw, w) + 1):
-        size = ((lambda n, k, s: -(-n // s)) if padding == "SAME" else
-                (lambda n, k, s: -(-(n - k + 1) // s)))
-        if size(h, kh, sh) == ho and size(w, kw, sw) == wo:
-          fits.append(LayerInfo("conv", use_bias, tuple(kernel_shape),
-                                (sh, sw), padding))
-  if len(fits) != 1:
-    raise VarianceError(
-        f"cannot infer the strides/padding of a conv layer (input {h}x{w}, "
-        f"output {ho}x{wo}, kernel {kh}x{kw}); pass "
-        "layers=nnopt.stats.capture.layer_info(model, params, x)")
-  return fits[0]
+  try:
+    return infer_layer_info(kernel_shape, stats.inputs.shape,
+                            stats.cotangents.shape, use_bias=use_bias)
+  except GeometryError as err:
+    raise VarianceError(f"{err}; pass it as layers=") from None
 
 
 def row_scale(weights: Array | None, batch: int) -> tuple[Array, Array, Array]:

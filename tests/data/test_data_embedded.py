@@ -110,8 +110,8 @@ def test_registry_unknown_name_and_option():
 def test_known_datasets_and_options():
   assert set(nd.KNOWN_DATASETS) == {
       "spiral", "digits", "gaussian_classes", "linear_regression", "mnist",
-      "fashion_mnist", "cifar10", "cifar100", "svhn_cropped", "tolstoi",
-      "embedded_text"}
+      "fashion_mnist", "kmnist", "cifar10", "cifar100", "svhn_cropped",
+      "tolstoi", "embedded_text"}
   assert nd.dataset_options("digits") == {"flatten": False}
   assert "max_train" in nd.dataset_options("cifar10")
   # Names are case-insensitive, '-' == '_', and 'svhn' aliases svhn_cropped.

@@ -15,9 +15,18 @@ import numpy as np
 import pytest
 
 import nnopt.data as nd
+from nnopt.data import image_sources
 
 tfds = pytest.importorskip("tensorflow_datasets")
 PIL_Image = pytest.importorskip("PIL.Image")
+
+
+@pytest.fixture(autouse=True)
+def _only_tfds_places(monkeypatch):
+  """The IDX places of the look-up (NNOPT_DATA_DIR, Debian's Fashion-MNIST)
+  would win over the mocked or fake TFDS data; these tests are about TFDS."""
+  monkeypatch.delenv(nd.DATA_DIR_ENV, raising=False)
+  monkeypatch.setattr(image_sources, "SYSTEM_DIRS", {})
 
 
 def _fake_builder(tfds_name, num_train, num_test):
@@ -62,6 +71,7 @@ def _prepare(tfds_name, data_dir, num_train=20, num_test=7):
     ("mnist", (28, 28, 1), 10),
     ("cifar10", (32, 32, 3), 10),
     ("fashion_mnist", (28, 28, 1), 10),
+    ("kmnist", (28, 28, 1), 10),
     ("cifar100", (32, 32, 3), 100),
     ("svhn_cropped", (32, 32, 3), 10),
 ])

@@ -11,6 +11,7 @@ from nnopt import losses
 from nnopt.stats.capture import capture, layer_info
 from nnopt.models import FNN, Conv, Dense, init_params
 from nnopt.stats import kronecker as factors
+from nnopt.stats.geometry import GeometryError, infer_layer_info
 from nnopt.preconditioning.frobenius import scale_by_frobenius
 
 CE = losses.softmax_cross_entropy
@@ -50,7 +51,7 @@ def test_empirical_fisher_block_from_jacobian(layer):
     model, params, x, y = _setup(6)
     cap = jax.jit(lambda p: capture(model, p, x, y, CE))(params)
     st = cap.stats[layer]
-    geo = factors.layer_geometry(params[layer]["kernel"].shape)
+    geo = infer_layer_info(params[layer]["kernel"].shape)
     a = factors.input_factor(st.inputs, geo)
     g = factors.output_factor(st.cotangents)
     # Oracle 1: hand-written forward and per-example output gradients.
@@ -114,7 +115,7 @@ def test_weights_mask_and_centering():
     w = jnp.array([1.0] * 5 + [0.0] * 3)
     run = jax.jit(lambda x, y, w: capture(model, params, x, y, CE, weights=w))
     cap, ref = run(x, y, w), run(x[:5], y[:5], None)
-    geo = factors.layer_geometry(params["dense_1"]["kernel"].shape)
+    geo = infer_layer_info(params["dense_1"]["kernel"].shape)
     for centered in (False, True):
       a = factors.input_factor(cap.stats["dense_1"].inputs, geo, w,
                                centered=centered)
@@ -174,11 +175,11 @@ def test_conv_factors_against_unfolded_reference(stride, padding):
     cap = jax.jit(lambda p: capture(model, p, x, y, CE))(params)
     st = cap.stats["conv"]
     info = layer_info(model, params, x)["conv"]
-    geo = factors.layer_geometry(params["conv"]["kernel"].shape, info=info)
+    geo = info
     assert geo.strides == (stride, stride) and geo.padding == padding
     if padding == "SAME":  # stride 1 'SAME' is also inferred from shapes
-      assert factors.layer_geometry(params["conv"]["kernel"].shape,
-                                    st.inputs.shape, st.cotangents.shape) == geo
+      assert infer_layer_info(params["conv"]["kernel"].shape, st.inputs.shape,
+                              st.cotangents.shape, use_bias=True) == geo
     rows = _patch_loop(np.asarray(x), 3, 3, stride, padding)
     a_ref = np.einsum("nti,ntj->ij", rows, rows) / (rows.shape[0] * rows.shape[1])
     g_hat = 3 * np.asarray(st.cotangents).reshape(3, -1, 4)
@@ -207,5 +208,13 @@ def test_conv_factors_against_unfolded_reference(stride, padding):
 
 def test_conv_geometry_ambiguity_is_reported():
   # 7 -> 3 with a 3x3 kernel fits SAME/stride 3 and VALID/stride 2.
-  with pytest.raises(factors.FactorError, match="layer_info"):
-    factors.layer_geometry((3, 3, 1, 2), (1, 7, 7, 1), (1, 3, 3, 2))
+  with pytest.raises(GeometryError, match="layer_info"):
+    infer_layer_info((3, 3, 1, 2), (1, 7, 7, 1), (1, 3, 3, 2))
+  # ... and the preconditioner says which layer and what to pass.
+  model = _ConvNet((2, 2), "VALID")
+  x = jnp.ones((2, 7, 7, 2))
+  params = init_params(model, jax.random.key(0), x)
+  cap = capture(model, params, x, jnp.zeros((2,), jnp.int32), CE)
+  tx = scale_by_frobenius(fisher="empirical")
+  with pytest.raises(factors.FactorError, match="'conv'.*layer_info="):
+    tx.update(cap.grads, tx.init(params), stats=cap.stats)

@@ -10,16 +10,16 @@ from nnopt import losses
 from nnopt.data import load_dataset
 from nnopt.models import FNN, VGG, ResNet, init_params
 from nnopt.engine.parallel import data_mesh
-from nnopt.engine.step import CaptureSpec
+from nnopt.stats.needs import Needs
 from nnopt.engine.trainer import Trainer
-from nnopt.preconditioning.frobenius import find_state, frobenius_sgd
+from nnopt.preconditioning.frobenius import frobenius_sgd
 from nnopt.preconditioning.kfac_preset import kfac
 
 
 def _fit(devices, optimizer, model, data, steps=3, samples=1):
   trainer = Trainer(model, losses.softmax_cross_entropy, optimizer, data,
                     batch_size=64, num_steps=steps, seed=0, progress=False,
-                    capture=CaptureSpec(stats=True, fisher_samples=samples),
+                    needs=Needs(stats=True, fisher_samples=samples),
                     mesh=data_mesh(jax.devices()[:devices]))
   run = trainer.fit()
   return run, trainer
@@ -36,7 +36,8 @@ def test_eight_devices_give_the_same_factors_as_one():
   run8, trainer8 = _fit(8, opt, model, data, steps=2)
   run1, _ = _fit(1, opt, model, data, steps=2)
   assert trainer8.num_compilations == 1
-  s8, s1 = find_state(run8.state.opt_state), find_state(run1.state.opt_state)
+  s8, s1 = (optax.tree_utils.tree_get(run.state.opt_state, "FrobeniusState")
+            for run in (run8, run1))
   for a, b in zip(jax.tree.leaves((s8.factors, s8.spectra)),
                   jax.tree.leaves((s1.factors, s1.spectra))):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * np.abs(b).max())
@@ -59,7 +60,7 @@ def test_runs_on_vgg_and_resnet():
     run, trainer = _fit(8, opt, model, d, steps=4, samples=1)
     history = [float(h["train_loss"]) for h in trainer.history]
     assert np.all(np.isfinite(history))
-    state = find_state(run.state.opt_state)
+    state = optax.tree_utils.tree_get(run.state.opt_state, "FrobeniusState")
     assert set(state.factors) == set(
         ["conv_0_0", "conv_1_0", "fc_0", "fc_1"] if isinstance(model, VGG)
         else ["first", "block_0/inner", "block_0/outer", "block_1/inner",

@@ -7,8 +7,9 @@ import optax
 import pytest
 
 from nnopt.preconditioning.inner_products import (InnerProductError, euclidean,
-                                             fixed_spd, scale_by_inner_products,
-                                             scaled_identity, sobolev_grid)
+                                                  fixed_spd, inner_product_sgd,
+                                                  scale_by_inner_products,
+                                                  scaled_identity, sobolev_grid)
 
 
 def _spd(rng, n):
@@ -104,3 +105,45 @@ def test_bad_inner_products_are_rejected():
   tx = scale_by_inner_products({"layer": (fixed_spd(np.eye(3)), euclidean())})
   with pytest.raises(InnerProductError, match="dimension 3"):
     tx.init({"layer": {"kernel": jnp.ones((4, 2))}})
+
+
+def test_inner_product_sgd_under_optax_wrappers_and_dtypes():
+  rng = np.random.default_rng(4)
+  rx, ry = _spd(rng, 4), _spd(rng, 3)
+  ips = {"layer": (fixed_spd(rx.astype(np.float32)),
+                   fixed_spd(ry.astype(np.float32)))}
+  grads = jax.tree.map(lambda v: jnp.asarray(v, jnp.float32), _layer(rng, 4, 3))
+  expected = {"kernel": -0.1 * rx @ np.asarray(grads["layer"]["kernel"])
+                        @ np.linalg.inv(ry),
+              "bias": -0.1 * np.linalg.solve(ry, grads["layer"]["bias"])}
+  for opt in (inner_product_sgd(0.1, inner_products=ips),
+              optax.inject_hyperparams(inner_product_sgd)(
+                  learning_rate=0.1, inner_products=ips),
+              optax.MultiSteps(inner_product_sgd(0.1, inner_products=ips), 2),
+              optax.apply_if_finite(inner_product_sgd(0.1, inner_products=ips),
+                                    2)):
+    shapes = jax.eval_shape(opt.init, grads)
+    state = opt.init(grads)
+    assert jax.tree.structure(shapes) == jax.tree.structure(state)
+    step = jax.jit(opt.update)
+    for _ in range(2):
+      out, state = step(grads, state, grads)
+    assert step._cache_size() == 1
+    # (MultiSteps: the second step applies the mean of two equal gradients.)
+    for leaf in ("kernel", "bias"):
+      np.testing.assert_allclose(out["layer"][leaf], expected[leaf],
+                                 rtol=1e-4, atol=1e-6)
+  # bfloat16 in and out, solved in float32 on the same rounded numbers.
+  to16 = lambda t: jax.tree.map(lambda v: v.astype(jnp.bfloat16), t)
+  opt = inner_product_sgd(0.1, inner_products=ips)
+  out16, _ = opt.update(to16(grads), opt.init(to16(grads)))
+  ref, _ = opt.update(jax.tree.map(lambda v: v.astype(jnp.float32),
+                                   to16(grads)), opt.init(grads))
+  for a, b in zip(jax.tree.leaves(out16), jax.tree.leaves(ref)):
+    assert a.dtype == jnp.bfloat16
+    np.testing.assert_allclose(np.asarray(a, np.float32), b, rtol=1e-2,
+                               atol=1e-2 * np.abs(b).max())
+  with jax.enable_x64(True):
+    g64 = jax.tree.map(lambda v: jnp.asarray(v, jnp.float64), grads)
+    out64, _ = opt.update(g64, opt.init(g64))
+    assert all(l.dtype == jnp.float64 for l in jax.tree.leaves(out64))

@@ -97,7 +97,7 @@ def test_hook_built_from_config(spiral):
   cfg.train.batch_size = None
   cfg.train.num_epochs = 6
   cfg.hooks = [dict(name="sensli", options=dict(at_epochs=[3], lr_factor=0.8))]
-  exp = config_lib.build(cfg, dataset=spiral)
+  exp = config_lib.build(config_lib.resolve(cfg), dataset=spiral)
   run = exp.trainer(progress=False).fit()
   assert run.model.widths == (5, 5, 2)
   assert exp.hooks[0].learning_rate == pytest.approx(0.16)

@@ -10,21 +10,18 @@ import pytest
 
 from nnopt import config as C
 from nnopt.config import optimizers as O
-from nnopt.config import plugins
 from nnopt.models.fnn import FNN
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 PATH = REPO / "configs" / "mgopt_depth.py"
-plugins.register_all()
 
 
 def quick(variant, steps=None, **options):
   _, config = C.load_config_file(PATH)
-  resolved = C.resolve(config, variant, quick=True)
-  resolved["optimizer"]["options"].update(options)
+  overrides = [f"optimizer.options.{k}={v!r}" for k, v in options.items()]
   if steps is not None:
-    resolved["train"]["num_steps"] = steps
-  return C.build(resolved)
+    overrides.append(f"train.num_steps={steps}")
+  return C.build(C.resolve(config, variant, quick=True, overrides=overrides))
 
 
 def test_config_validates_and_names_mgopt():

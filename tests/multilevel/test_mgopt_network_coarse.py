@@ -103,11 +103,11 @@ def test_quick_config_with_the_network_coarse_model_trains():
   config's λ = 5 and ᾱ = α/2 (with λ = 0 and ᾱ = α the 5 coarse steps on the
   nearly linear h overshoot and the quick run stalls)."""
   _, config = C.load_config_file(PATH)
-  resolved = C.resolve(config, "mgopt", quick=True)
+  resolved = C.resolve(config, "mgopt", quick=True,
+                       overrides=["train.num_steps=80"])
   assert resolved["optimizer"]["options"]["coarse_objective"] == "network"
   assert resolved["optimizer"]["options"]["lam"] == 5.0
   assert resolved["optimizer"]["options"]["coarse_lr_factor"] == 0.5
-  resolved["train"]["num_steps"] = 80
   trainer = C.build(resolved).trainer(progress=False)
   run = trainer.fit()
   state = run.state.opt_state
@@ -130,8 +130,8 @@ def test_network_coarse_model_errors(numpy_params):
     O.make_optimizer("mgopt", 0.1, model=MODEL, coarse_objective="exact")
   # Through a config: an FNN has no residual depth to coarsen.
   _, config = C.load_config_file(PATH)
-  resolved = C.resolve(config, "mgopt", quick=True)
-  resolved["model"] = {"name": "fnn", "options": {"widths": [16, 10]}}
+  resolved = C.resolve(config, "mgopt", quick=True, overrides=[
+      "model.name=fnn", "model.options={'widths': [16, 10]}"])
   with pytest.raises(C.ConfigError, match="ODE-ResNet-like"):
     C.build(resolved)
 

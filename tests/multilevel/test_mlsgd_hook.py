@@ -16,7 +16,7 @@ from nnopt.data import Dataset, EpochSampler
 from nnopt.losses import softmax_cross_entropy
 from nnopt.multilevel import (LevelProblem, MLSGDConfig, MLSGDHook,
                               depth_transfer, matrix_transfer, mlsgd)
-from nnopt.multilevel.hook import angle_guard
+from nnopt.multilevel.mlsgd_transforms import angle_guard
 from nnopt.engine.trainer import Trainer
 
 N, B, LR = 96, 32, 0.3

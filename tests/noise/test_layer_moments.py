@@ -1,5 +1,5 @@
 """nnopt.stats.layer_moments (patches / fused / Gram paths, chunking) and
-variance.trace_from_stats against vmap(grad) per-example gradients."""
+captured_moments.trace_from_stats against vmap(grad) per-example gradients."""
 
 import flax.linen as nn
 import jax
@@ -12,8 +12,8 @@ from nnopt import losses
 from nnopt.stats import layer_moments
 from nnopt.stats.capture import capture, conv_patches, layer_info
 from nnopt.models import Conv, Dense, init_params
-from nnopt.stats.moments import (model_example_loss, moments_from_stats,
-                            per_example_grads, trace_from_stats)
+from nnopt.stats.captured_moments import moments_from_stats, trace_from_stats
+from nnopt.stats.moments import model_example_loss, per_example_grads
 
 
 class _CNN(nn.Module):

@@ -11,14 +11,14 @@ import pytest
 from nnopt import losses
 
 from nnopt.engine import parallel
-from nnopt.noise_aware.cabs import CABS, CABSError, Competitor, cabs_next
+from nnopt.noise_aware.cabs import CABS, Competitor
+from nnopt.noise_aware.cabs_rule import BatchRuleState, CABSError, cabs_next
 from nnopt.data import load_dataset
 from nnopt.models import FNN, VGG
-from nnopt.engine.step import CaptureSpec
+from nnopt.stats.needs import Needs, required_needs
 from nnopt.engine.trainer import Trainer
-from nnopt.noise_aware import adaptation as na
-from nnopt.noise_aware import steepest_descent as sd
-from nnopt.noise_aware.batch_variance import cabs_sgd, track_batch_variance
+from nnopt import noise_aware as na
+from nnopt.noise_aware.batch_variance import cabs_sgd
 
 SPIRAL = load_dataset("spiral")
 
@@ -27,21 +27,23 @@ OPTIMIZERS = {
     "msign_sgd": (na.msign_sgd, 0.01, False), "svag": (na.svag, 0.1, False),
     "msvag": (na.msvag, 0.1, False), "adam_star": (na.adam_star, 0.01, False),
     "msvag_mb": (na.msvag_mb, 0.1, True),
-    "l1_sign_gd": (sd.l1_sign_gd, 1e-4, False),
-    "block_normalized_gd": (sd.block_normalized_gd, 0.01, False),
-    "coordinate_descent": (sd.coordinate_descent, 0.1, False),
-    "diag_ef": (functools.partial(sd.diag_ef, damping=1e-2, decay=0.9), 1e-3,
+    "l1_sign_gd": (na.l1_sign_gd, 1e-4, False),
+    "block_normalized_gd": (na.block_normalized_gd, 0.01, False),
+    "coordinate_descent": (na.coordinate_descent, 0.1, False),
+    "diag_ef": (functools.partial(na.diag_ef, damping=1e-2, decay=0.9), 1e-3,
                 True),
 }
 
 
 def _fit(factory, lr, stats, devices, steps=6):
+  # no needs=...: the transforms that read layer statistics declare it
+  opt = factory(lr)
   trainer = Trainer(FNN((16, 16, 2), activation="tanh"),
-                    losses.softmax_cross_entropy, factory(lr), SPIRAL,
+                    losses.softmax_cross_entropy, opt, SPIRAL,
                     batch_size=45, num_steps=steps, seed=1, progress=False,
-                    capture=CaptureSpec(stats=stats),
                     mesh=parallel.data_mesh(devices))
   run = trainer.fit()
+  assert required_needs(opt, run.state.params) == Needs(stats=stats)
   return trainer, run
 
 
@@ -69,7 +71,6 @@ def _cabs_trainer(devices, hooks, opt, steps=40):
   n = len(devices)
   return Trainer(model, losses.softmax_cross_entropy, opt, data,
                  batch_size=16, num_steps=steps, seed=0, progress=False,
-                 capture=CaptureSpec(stats=True),
                  buckets=hooks[0].buckets(num_devices=n), hooks=hooks,
                  mesh=parallel.data_mesh(devices))
 
@@ -86,7 +87,6 @@ def test_cabs_grows_batch_compiles_per_bucket_and_matches_one_device():
   seen = [h["examples_seen"] for h in t8.history]
   assert seen == list(np.cumsum(sizes))
   # replay Algorithm 1 on the recorded losses and traces: same sizes
-  from nnopt.noise_aware.cabs import BatchRuleState
   state = BatchRuleState(batch_size=16)
   for h in t8.history[:-1]:
     state = cabs_next(state, h["train_loss"], h["cabs_trace"], 0.3,
@@ -111,7 +111,6 @@ def test_cabs_lag_one_decides_from_the_previous_step():
   for prev, cur in zip(h, h[1:]):
     assert cur["cabs_loss"] == pytest.approx(prev["train_loss"], rel=1e-6)
     assert cur["cabs_batch_size"] == prev["cabs_next_batch_size"]
-  from nnopt.noise_aware.cabs import BatchRuleState
   state = BatchRuleState(batch_size=16)
   for rec in h[1:]:
     state = cabs_next(state, rec["cabs_loss"], rec["cabs_trace"], 0.3,

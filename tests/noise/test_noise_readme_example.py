@@ -9,8 +9,8 @@ import optax
 from nnopt import losses
 from nnopt.stats.capture import capture
 from nnopt.models import FNN, init_params
-from nnopt.noise_aware.adaptation import msvag, msvag_mb
-from nnopt.stats.moments import moments_from_stats
+from nnopt.noise_aware import msvag, msvag_mb
+from nnopt.stats.captured_moments import moments_from_stats
 
 
 def test_hand_written_loop_with_msvag_and_variance():
@@ -50,8 +50,8 @@ def test_cabs_from_config():
   from pathlib import Path
   path = Path(__file__).resolve().parents[2] / "configs" / "balles_cabs.py"
   _, config = C.load_config_file(path)
-  exp = C.build(config, variant="mnist_cabs", quick=True,
-                overrides=["train.num_steps=5"])
+  exp = C.build(C.resolve(config, "mnist_cabs", quick=True,
+                          overrides=["train.num_steps=5"]))
   trainer = exp.trainer(progress=False)
   trainer.fit()
   assert [h["cabs_batch_size"] for h in trainer.history][0] == 16

@@ -1,4 +1,5 @@
-"""variance.py against independent oracles: numpy over explicit per-example
+"""nnopt.stats.moments / captured_moments and nnopt.noise_aware.ema against
+independent oracles: numpy over explicit per-example
 gradients, a Python loop over single examples, Monte Carlo."""
 
 import jax
@@ -9,10 +10,11 @@ import pytest
 from nnopt import losses
 from nnopt.stats.capture import capture, layer_info
 from nnopt.models import FNN, VGG, Conv, Dense, init_params
-from nnopt.stats.moments import (VarianceError, batch_moments, capture_moments,
-                            ema_rho, ema_variance, model_example_loss,
-                            moments_from_per_example, moments_from_stats,
-                            per_example_grads)
+from nnopt.noise_aware.ema import ema_rho, ema_variance
+from nnopt.stats.captured_moments import capture_moments, moments_from_stats
+from nnopt.stats.moments import (VarianceError, batch_moments,
+                                 model_example_loss, moments_from_per_example,
+                                 per_example_grads)
 import flax.linen as nn
 
 

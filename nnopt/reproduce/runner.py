@@ -1,0 +1,61 @@
+"""Running a reproduction into its output directory."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+import traceback
+from pathlib import Path
+
+from nnopt.reproduce.claims import (CLAIMS_FILE, RUN_FILE, Claim,
+                                    ReproduceError, count_statuses, not_run,
+                                    write_claims)
+from nnopt.reproduce.registry import Reproduction
+
+
+@dataclasses.dataclass
+class Result:
+  """What one reproduction run produced."""
+
+  reproduction: Reproduction
+  claims: list[Claim]
+  directory: Path
+  wall_time: float
+  error: str | None = None
+
+  def counts(self) -> dict[str, int]:
+    return count_statuses(self.claims)
+
+
+def run_reproduction(rep: Reproduction, out_root: str | os.PathLike[str], *,
+                     quick: bool = False) -> Result:
+  """Runs one reproduction into ``out_root/rep.id`` and writes its files."""
+  out = Path(out_root) / rep.id
+  out.mkdir(parents=True, exist_ok=True)
+  (out / "error.log").unlink(missing_ok=True)
+  t0 = time.perf_counter()
+  error = None
+  try:
+    claims = list(rep.run(out, quick))
+    bad = [c for c in claims if not isinstance(c, Claim)]
+    if bad:
+      raise ReproduceError(f"run() returned non-Claim items: {bad[:3]!r}")
+  except Exception as e:  # pylint: disable=broad-except
+    error = f"{type(e).__name__}: {e}"
+    (out / "error.log").write_text(traceback.format_exc())
+    claims = [not_run(rep.thesis, item, f"claims of {item}",
+                      f"the script failed: {error} (see error.log)")
+              for item in rep.items or ("(all)",)]
+  wall = time.perf_counter() - t0
+  write_claims(out / CLAIMS_FILE, claims)
+  (out / RUN_FILE).write_text(json.dumps({
+      "id": rep.id, "thesis": rep.thesis, "items": list(rep.items),
+      "title": rep.title, "quick": bool(quick), "wall_time_s": round(wall, 3),
+      "error": error, "counts": count_statuses(claims)}, indent=2) + "\n")
+  return Result(rep, claims, out, wall, error)
+
+
+
+__all__ = ["Result", "run_reproduction"]
