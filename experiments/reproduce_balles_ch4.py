@@ -163,4 +163,5 @@ REPRODUCTION = Reproduction(
     id="balles_ch4", thesis="balles",
     items=("Fig 4.1", "Prop 4.1, 4.2", "(4.19)-(4.22), Alg. 1"), run=run,
     title="Balles ch. 4: NSR estimates, optimal step/batch size, CABS toy",
-    cost="seconds")
+    cost="seconds",
+    smoke="the same closed forms and CABS toy, 300 instead of 400 steps")

@@ -435,4 +435,6 @@ REPRODUCTION = Reproduction(
                                              "Fig 7.3, D.1", "Fig 7.4"),
     run=run, title="Balles ch. 7: Fisher vs empirical Fisher",
     cost="about 1 min on the bundled sets, more with a1a "
-    "(quick: seconds)")
+    "(quick: seconds)",
+    smoke=("the same problems on a 16 × 5 (γ, λ) grid and 5,000 vector-field"
+           " iterations"))

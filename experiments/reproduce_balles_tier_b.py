@@ -178,4 +178,6 @@ REPRODUCTION = Reproduction(
     id="balles_tier_b", thesis="balles",
     items=("Fig 4.2", "Fig 4.3", "Fig 5.4", "Fig B.2", "Fig B.3"), run=run,
     title="Balles Tier B: CABS and P1–P4 experiments (configs)",
-    cost="days on an accelerator (quick: 5 min CPU)")
+    cost="days on an accelerator (quick: 5 min CPU)",
+    smoke=("scikit-learn digits 8×8 with the configs' quick sections (small "
+           "nets, 150 steps)"))

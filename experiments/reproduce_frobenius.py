@@ -457,4 +457,6 @@ def run(out_dir: Path, quick: bool) -> Claims:
 REPRODUCTION = Reproduction(
     id="frobenius_ch5", thesis="kreis", items=ITEMS, run=run,
     title="Covariance-preconditioned SGD vs SGD on MNIST (Kreis Figs 5.1-5.12)",
-    cost="days on a CPU at full size (MNIST needed); quick: a few minutes")
+    cost="days on a CPU at full size (MNIST needed); quick: a few minutes",
+    smoke=("scikit-learn digits 8×8 (64-200-…-64 autoencoder), a few "
+           "learning rates, fewer steps"))

@@ -229,4 +229,6 @@ REPRODUCTION = Reproduction(
     id="mlsgd", thesis="mlsgd",
     items=("Table 4.1", "Table 4.4", *CIFAR_ITEMS, "Table 3.1"),
     run=run, title="MLSGD: parameter counts, CIFAR tables (configs), Table 3.1 "
-    "behaviour", cost="~15 min CPU (quick: ~3 min); CIFAR runs: hours, accelerator")
+    "behaviour", cost="~15 min CPU (quick: ~3 min); CIFAR runs: hours, accelerator",
+    smoke=("scikit-learn digits 8×8 with a small ODE-ResNet; 15 Table 3.1 "
+           "cycles"))

@@ -176,4 +176,5 @@ def run(out_dir: Path, quick: bool) -> Claims:
 REPRODUCTION = Reproduction(
     id="sensli_cifar", thesis="kreis", items=ITEMS, run=run,
     title="SensLI CNN experiments on CIFAR-10 (config configs/sensli_cifar.py)",
-    cost="about a GPU-day (quick: ~2 min CPU on digits)")
+    cost="about a GPU-day (quick: ~2 min CPU on digits)",
+    smoke="scikit-learn digits 8×8, a tiny VGG, 2 seeds")

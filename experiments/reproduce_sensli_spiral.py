@@ -355,4 +355,5 @@ REPRODUCTION = Reproduction(
            "Fig 4.7", "Fig 4.9a", "Fig 4.9b", "Fig 4.9c", "Fig 4.10a",
            "Fig 4.11a", "Fig 4.12a", "Fig 4.12b"),
     run=run, title="SensLI spiral experiments (FNN, ResNet): insertion vs "
-    "baselines, position rules, timing", cost="~20 min CPU (quick: ~2 min)")
+    "baselines, position rules, timing", cost="~20 min CPU (quick: ~2 min)",
+    smoke="the spiral data with 3 runs per curve and a tenth of the epochs")

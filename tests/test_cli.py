@@ -204,6 +204,7 @@ def test_reproduce_sensli_tables(tmp_path, capsys):
   for r in records:
     assert r["status"] in ("PASS", "FAIL", "NOT RUN")
     assert ("reason" in r) == (r["status"] == "NOT RUN")
+    assert r["scope"] == "smoke" and r["stand_in"]  # a --quick run
   assert (tmp_path / "sensli_tables" / "table_4_3_params.png").exists()
   assert (tmp_path / "REPORT.md").exists()
   assert "sensli_tables:" in out
@@ -242,8 +243,9 @@ def test_reproduce_all_with_broken_script(tmp_path, capsys):
   code, out, err = run_cli(capsys, "report", out_dir)
   assert code == 0, err
   report = (out_dir / "REPORT.md").read_text()
-  assert "| balles | 1 | 0 | 1 | 2 |" in report
-  assert "| mlsgd | 0 | 0 | 1 | 1 |" in report
+  # Columns: PASS, FAIL, INCONCLUSIVE, NOT RUN, INFO, total, smoke.
+  assert "| balles | 1 | 0 | 0 | 1 | 0 | 2 | 0 |" in report
+  assert "| mlsgd | 0 | 0 | 0 | 1 | 0 | 1 | 0 |" in report
 
 
 def test_report_errors(tmp_path, capsys):

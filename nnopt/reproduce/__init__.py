@@ -8,39 +8,50 @@ the group ``nnopt.reproductions`` (:mod:`nnopt.reproduce.registry`):
 
     from nnopt.reproduce import Claims, Reproduction
 
+    QUOTE = 'ADAM and M-SIGN-SGD display surprisingly similar performance'
+
     def run(out_dir, quick):
-      claims = Claims('kreis')
-      n = count_params(...)
-      claims.equal('Table 4.3', 'FNN 2-5-2 has 27 parameters', n, 27,
-                   name='params')
+      claims = Claims('balles', dataset='fashion_mnist')
+      losses = ...                 # {method: {seed: final train loss}}
+      claims.compare('Fig 5.4', 'ADAM ≈ M-SSD in final train loss',
+                     losses['adam'], losses['msign_sgd'], relation='≈',
+                     margin=MARGIN, names=('ADAM', 'M-SSD'), quote=QUOTE)
       ...                          # draw figures into out_dir (PNG)
       return claims
 
     REPRODUCTION = Reproduction(
-        id='sensli_tables', thesis='kreis', items=('Table 4.3',), run=run,
-        title='SensLI parameter and FLOP tables', cost='seconds')
+        id='balles_p1_fmnist', thesis='balles', items=('Fig 5.4',), run=run,
+        title='...', cost='seconds', smoke='scikit-learn digits, 150 steps')
 
 ``nnopt reproduce ID`` runs it into ``OUT/ID/`` (:mod:`nnopt.reproduce.runner`)
 and writes ``claims.json``, a list of records ``{"thesis", "item", "claim",
-"measured", "status"}`` (plus ``"reason"`` when the status is ``"NOT RUN"``;
-:mod:`nnopt.reproduce.claims`), and ``run.json`` (timing, quick mode, error).
-Every claim is ``PASS``, ``FAIL`` or ``NOT RUN`` with a reason: never silent.
-A script that raises gets one ``NOT RUN`` claim per item naming the error
-(traceback in ``error.log``).
+"scope", "measured", "status"}`` plus, where they apply, ``"reason"`` (NOT
+RUN), ``"quote"`` (the thesis sentence), ``"dataset"``, ``"stand_in"``
+(smoke) and ``"comparison"`` (n, means, standard errors and the 95 % interval
+of a difference over runs; :mod:`nnopt.reproduce.intervals`), and
+``run.json`` (timing, quick mode, error). Statuses: PASS, FAIL, INCONCLUSIVE,
+NOT RUN (with a reason: never silent) and INFO. A quick run writes only
+``scope: smoke`` records. A script that raises gets one ``NOT RUN`` claim per
+item naming the error (traceback in ``error.log``).
 """
 
-from nnopt.reproduce.claims import (CLAIMS_FILE, FAIL, NOT_RUN, PASS, RUN_FILE,
-                                    STATUSES, THESES, Claim, Claims,
-                                    ReproduceError, check, count_statuses,
-                                    jsonable, not_run, read_claims,
-                                    write_claims)
+from nnopt.reproduce.claims import (CLAIMS_FILE, FAIL, FULL, INCONCLUSIVE,
+                                    INFO, NOT_RUN, PASS, RUN_FILE, SCOPES,
+                                    SMOKE, STATUSES, THESES, VERDICTS, Claim,
+                                    Claims, ReproduceError, check,
+                                    count_statuses, jsonable, not_run,
+                                    read_claims, smoke_label, write_claims)
+from nnopt.reproduce.intervals import (Difference, decide,
+                                       difference_interval)
 from nnopt.reproduce.registry import (ENTRY_POINT_GROUP, Registry,
                                       Reproduction, discover)
 from nnopt.reproduce.runner import Result, run_reproduction
 
 __all__ = [
-    "CLAIMS_FILE", "Claim", "Claims", "ENTRY_POINT_GROUP", "FAIL", "NOT_RUN",
-    "PASS", "RUN_FILE", "Registry", "ReproduceError", "Reproduction", "Result",
-    "STATUSES", "THESES", "check", "count_statuses", "discover", "jsonable",
-    "not_run", "read_claims", "run_reproduction", "write_claims",
+    "CLAIMS_FILE", "Claim", "Claims", "Difference", "ENTRY_POINT_GROUP",
+    "FAIL", "FULL", "INCONCLUSIVE", "INFO", "NOT_RUN", "PASS", "RUN_FILE",
+    "Registry", "ReproduceError", "Reproduction", "Result", "SCOPES", "SMOKE",
+    "STATUSES", "THESES", "VERDICTS", "check", "count_statuses", "decide",
+    "difference_interval", "discover", "jsonable", "not_run", "read_claims",
+    "run_reproduction", "smoke_label", "write_claims",
 ]

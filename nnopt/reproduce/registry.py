@@ -42,6 +42,9 @@ class Reproduction:
       laptop CPU.
     title: one line for ``--list`` and the report.
     cost: rough run time, e.g. ``'seconds'`` or ``'2 h GPU (quick: 1 min)'``.
+    smoke: the stand-in problem of the quick mode, e.g. ``'scikit-learn
+      digits 8×8, 150 steps'``: a quick run's claims are smoke records that
+      name it (:func:`nnopt.reproduce.runner.run_reproduction`).
   """
 
   id: str
@@ -50,6 +53,7 @@ class Reproduction:
   run: Callable[[Path, bool], Sequence[Claim]]
   title: str = ""
   cost: str = ""
+  smoke: str = ""
 
   def __post_init__(self):
     if self.thesis not in THESES:

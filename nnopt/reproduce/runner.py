@@ -11,7 +11,7 @@ from pathlib import Path
 
 from nnopt.reproduce.claims import (CLAIMS_FILE, RUN_FILE, Claim,
                                     ReproduceError, count_statuses, not_run,
-                                    write_claims)
+                                    smoke_label, write_claims)
 from nnopt.reproduce.registry import Reproduction
 
 
@@ -29,9 +29,21 @@ class Result:
     return count_statuses(self.claims)
 
 
+def stand_in(rep: Reproduction) -> str:
+  """The stand-in problem a quick run of ``rep`` names in its claims."""
+  return rep.smoke or (f"the reduced problem of {rep.id}'s quick mode "
+                       "(the script does not name it)")
+
+
 def run_reproduction(rep: Reproduction, out_root: str | os.PathLike[str], *,
                      quick: bool = False) -> Result:
-  """Runs one reproduction into ``out_root/rep.id`` and writes its files."""
+  """Runs one reproduction into ``out_root/rep.id`` and writes its files.
+
+  A quick run (``quick=True``) writes only smoke records: every full-size
+  claim the script returns is relabelled as a smoke result on
+  :func:`stand_in` (:func:`nnopt.reproduce.claims.smoke_label`), so no
+  script can put a thesis item's full-size verdict on a stand-in problem.
+  """
   out = Path(out_root) / rep.id
   out.mkdir(parents=True, exist_ok=True)
   (out / "error.log").unlink(missing_ok=True)
@@ -48,14 +60,18 @@ def run_reproduction(rep: Reproduction, out_root: str | os.PathLike[str], *,
     claims = [not_run(rep.thesis, item, f"claims of {item}",
                       f"the script failed: {error} (see error.log)")
               for item in rep.items or ("(all)",)]
+  if quick:
+    claims = [smoke_label(c, stand_in(rep)) for c in claims]
   wall = time.perf_counter() - t0
   write_claims(out / CLAIMS_FILE, claims)
   (out / RUN_FILE).write_text(json.dumps({
       "id": rep.id, "thesis": rep.thesis, "items": list(rep.items),
-      "title": rep.title, "quick": bool(quick), "wall_time_s": round(wall, 3),
+      "title": rep.title, "quick": bool(quick),
+      "scope": "smoke" if quick else "full",
+      **({"stand_in": stand_in(rep)} if quick else {}),
+      "wall_time_s": round(wall, 3),
       "error": error, "counts": count_statuses(claims)}, indent=2) + "\n")
   return Result(rep, claims, out, wall, error)
 
 
-
-__all__ = ["Result", "run_reproduction"]
+__all__ = ["Result", "run_reproduction", "stand_in"]
