@@ -70,7 +70,9 @@ def test_every_config_runs_two_steps(path, tmp_path, capsys):
 
 def test_quickstart_all_variants_two_steps(tmp_path, capsys):
   saved = _run_two_steps(capsys, tmp_path, QUICKSTART)
-  assert list(saved["variants"]) == ["sgd", "adam", "rmsprop"]
+  assert list(saved["variants"]) == ["sgd", "adam", "msvag", "frobenius",
+                                     "fixed", "sensli"]
+  assert saved["panels"] == C.panels(C.load_config_file(QUICKSTART)[1])
 
 
 def test_variant_selection_and_default_workdir(tmp_path, capsys, monkeypatch):
@@ -99,7 +101,7 @@ def test_variant_selection_and_default_workdir(tmp_path, capsys, monkeypatch):
      ["unknown optimizer 'sgdd'"]),
     (["--set", "loss=hinge"], ["unknown loss 'hinge'"]),
     (["--set", "train.seed"], ["--set needs KEY=VALUE"]),
-    (["--variant", "nadam"], ["unknown variant", "rmsprop"]),
+    (["--variant", "nadam"], ["unknown variant", "frobenius"]),
     (["--bogus"], ["unrecognized arguments"]),
 ])
 def test_user_errors_are_one_line(args, fragments, tmp_path, capsys):

@@ -87,11 +87,17 @@ def test_every_config_builds_quick(path):
 
 def test_quickstart_layout():
   _, config = C.load_config_file(REPO / "configs" / "quickstart.py")
-  assert C.variant_names(config) == ["sgd", "adam", "rmsprop"]
+  assert C.variant_names(config) == ["sgd", "adam", "msvag", "frobenius",
+                                     "fixed", "sensli"]
   adam = C.resolve(config, "adam")
   assert adam["optimizer"]["name"] == "adam"
   assert adam["train"]["eval_every"] == 50
-  assert C.resolve(config, "adam", quick=True)["train"]["num_epochs"] == 10
+  assert C.resolve(config, "adam", quick=True)["train"]["num_steps"] == 200
+  sensli = C.resolve(config, "sensli")
+  assert sensli["model"]["options"]["widths"] == (5, 2)
+  assert sensli["hooks"][0]["name"] == "sensli"
+  assert list(C.panels(config).values()) == [
+      ["sgd", "adam", "msvag", "frobenius"], ["fixed", "sensli"]]
 
 
 def test_vgg_config_full_is_thesis_net_and_quick_is_digits():

@@ -31,6 +31,7 @@ optional and defaults to the value shown:
     hooks = []                           # [{'name': ..., 'options': {...}}]
     variants = {}                        # name -> partial config (see below)
     variant_order = []                   # run/plot order (ConfigDict sorts keys)
+    panels = []                          # figure rows: [(title, [variant, ...])]
     quick = {}                           # partial config applied by --quick
 
 What the step captures for the optimizer (layer statistics, Fisher samples)
@@ -72,9 +73,10 @@ from nnopt.config.files import load_config_file
 from nnopt.config.optimizers import make_optimizer
 from nnopt.config.overrides import (Override, apply_overrides, parse_override,
                                     parse_value)
-from nnopt.config.resolve import DEFAULT_VARIANT, resolve, variant_names
-from nnopt.config.schema import (SCHEMA, Field, Options, base_config, defaults,
-                                 schema_paths, to_plain)
+from nnopt.config.resolve import (DEFAULT_VARIANT, panels, resolve,
+                                  variant_names)
+from nnopt.config.schema import (SCHEMA, SPECIAL_KEYS, Field, Options,
+                                 base_config, defaults, schema_paths, to_plain)
 from nnopt.config.spec import Spec
 from nnopt.config.table import (HOOKS, LOSSES, MODELS, OPTIMIZERS, SCHEDULES,
                                 add, lookup)
@@ -83,8 +85,9 @@ from nnopt.config.validation import validate
 __all__ = [
     "ConfigError", "DEFAULT_VARIANT", "Experiment", "Field", "HOOKS", "LOSSES",
     "MODELS", "OPTIMIZERS", "OptimizerError", "Options", "Override", "SCHEDULES",
-    "SCHEMA", "Spec", "add", "apply_overrides", "base_config", "build",
+    "SCHEMA", "SPECIAL_KEYS", "Spec", "add", "apply_overrides", "base_config",
+    "build",
     "dataset_key", "defaults", "load_config_file", "load_dataset", "lookup",
-    "make_optimizer", "parse_override", "parse_value", "resolve",
+    "make_optimizer", "panels", "parse_override", "parse_value", "resolve",
     "schema_paths", "to_plain", "validate", "variant_names",
 ]

@@ -77,6 +77,15 @@ def check_model_on_data(model, dataset, spec: Mapping[str, Any]) -> None:
                       f"width in model.options")
 
 
+def check_batch_on_data(dataset, spec: Mapping[str, Any]) -> None:
+  """Checks that the batch size fits the training set."""
+  batch_size, n = spec["train"]["batch_size"], len(dataset.x_train)
+  if batch_size is not None and batch_size > n:
+    raise ConfigError(f"train.batch_size {batch_size} exceeds the {n} "
+                      f"training examples of dataset {dataset.name!r}; use "
+                      f"at most {n}, or None for full batches")
+
+
 def build(spec: Spec, *, dataset: Any = None) -> Experiment:
   """Builds the :class:`Experiment` of a spec.
 
@@ -106,6 +115,7 @@ def build(spec: Spec, *, dataset: Any = None) -> Experiment:
   if dataset is None:
     dataset = load_dataset(spec)
   check_model_on_data(model, dataset, spec)
+  check_batch_on_data(dataset, spec)
   augment = augmentation(spec, dataset)
   run = with_named_optimizer(dict(model=model, loss=loss, dataset=dataset,
                                   augment=augment))
@@ -141,4 +151,4 @@ def build(spec: Spec, *, dataset: Any = None) -> Experiment:
                     augment, trainer_kwargs)
 
 
-__all__ = ["Experiment", "build", "check_model_on_data"]
+__all__ = ["Experiment", "build", "check_batch_on_data", "check_model_on_data"]

@@ -24,6 +24,7 @@ builds it without checking again (:func:`build_schedule`,
 from __future__ import annotations
 
 import inspect
+import math
 import numbers
 from typing import Any, Mapping
 
@@ -36,8 +37,13 @@ from nnopt.config.signatures import (OPTIMIZER_ARGUMENTS, check_options,
 from nnopt.config.spec import thaw
 
 
+# The arguments of optax's schedules that are learning rates.
+_SCHEDULE_RATES = ("value", "init_value", "peak_value", "end_value")
+
+
 def check_learning_rate(learning_rate: Any) -> None:
-  """Validates a learning rate: a number, None, or ``{'schedule': name, **kwargs}``."""
+  """Validates a learning rate: a positive number, None, or ``{'schedule':
+  name, **kwargs}`` (whose rates are non-negative)."""
   if learning_rate is None:
     return
   if isinstance(learning_rate, bool) or not isinstance(
@@ -45,8 +51,19 @@ def check_learning_rate(learning_rate: Any) -> None:
     raise OptimizerError(
         f"learning_rate must be a number or {{'schedule': name, ...}}, got "
         f"{learning_rate!r} ({type(learning_rate).__name__})")
+  if not isinstance(learning_rate, Mapping) and not (
+      math.isfinite(learning_rate) and learning_rate > 0):
+    raise OptimizerError(
+        f"learning_rate must be a positive finite number, got "
+        f"{learning_rate!r}")
   if isinstance(learning_rate, Mapping):
     kwargs = dict(learning_rate)
+    for key in _SCHEDULE_RATES:
+      value = kwargs.get(key)
+      if (isinstance(value, numbers.Real) and not isinstance(value, bool)
+          and not (math.isfinite(value) and value >= 0)):
+        raise OptimizerError(f"learning_rate schedule: {key} must be a "
+                             f"non-negative finite number, got {value!r}")
     if "schedule" not in kwargs:
       raise OptimizerError(
           "a learning_rate dict needs a 'schedule' key naming an optax "

@@ -30,7 +30,8 @@ class Override:
 def parse_value(text: str) -> Any:
   """``ast.literal_eval`` of ``text``, falling back to the string itself.
 
-  ``none``/``null``, ``true``/``false`` (any case) are accepted as well.
+  ``none``/``null``, ``true``/``false``, ``nan``, ``inf`` (any case) are
+  accepted as well.
   """
   try:
     return ast.literal_eval(text)
@@ -40,6 +41,8 @@ def parse_value(text: str) -> Any:
       return None
     if lowered in ("true", "false"):
       return lowered == "true"
+    if lowered in ("nan", "inf", "+inf", "-inf", "infinity", "-infinity"):
+      return float(lowered)  # so that a check can name the value
     return text
 
 
@@ -124,6 +127,11 @@ def apply_one(tree: dict[str, Any], o: Override) -> None:
     if len(o.path) != 1 or not isinstance(o.value, list):
       raise ConfigError(f"--set {o.text}: use variant_order=[NAME, ...]")
     tree["variant_order"] = o.value
+  elif head == "panels":
+    if len(o.path) != 1:
+      raise ConfigError(f"--set {o.text}: use panels=[(TITLE, [NAME, ...]), "
+                        "...]")
+    tree["panels"] = o.value
   elif head == "quick":
     if len(o.path) < 2:
       raise ConfigError(f"--set {o.text}: use quick.KEY=VALUE")

@@ -39,6 +39,45 @@ def variant_names(config: Any) -> list[str]:
   return names or [DEFAULT_VARIANT]
 
 
+def panels(config: Any, variants: Iterable[str] | None = None
+           ) -> dict[str, list[str]]:
+  """The config's figure panels: title → the variants it compares.
+
+  A config may group its variants into comparisons: ``panels = [('what the
+  panel compares', [variant, ...]), ...]`` (a list keeps its order; a dict
+  title → variants works too, but a ``ConfigDict`` sorts its keys);
+  ``nnopt run`` draws one row of ``curves.png`` per panel. Without
+  ``panels`` every variant is in one panel. Only the ``variants`` that run
+  are kept; panels left empty are dropped.
+
+  Raises:
+    ConfigError: ``panels`` is not a list of (title, [variant, ...]) pairs
+      (or a dict) of known variant names.
+  """
+  tree = to_plain(config)
+  names = variant_names(tree)
+  running = names if variants is None else [v for v in names if v in variants]
+  given = tree.get("panels")
+  if not given:
+    return {"": running}
+  pairs = list(given.items()) if isinstance(given, Mapping) else given
+  if not isinstance(pairs, list) or not all(
+      isinstance(p, (list, tuple)) and len(p) == 2 and isinstance(p[0], str)
+      and isinstance(p[1], list) and all(isinstance(n, str) for n in p[1])
+      for p in pairs):
+    raise ConfigError(f"panels must be a list of (title, [variant, ...]) "
+                      f"pairs, got {given!r}")
+  given = {title: list(members) for title, members in pairs}
+  for title, members in given.items():
+    unknown = [n for n in members if n not in names]
+    if unknown:
+      raise ConfigError(f"panels[{title!r}] names unknown variant(s) "
+                        f"{unknown}{did_you_mean(unknown[0], names)}; "
+                        f"variants: {', '.join(names)}")
+  out = {str(t): [n for n in m if n in running] for t, m in given.items()}
+  return {t: m for t, m in out.items() if m}
+
+
 def resolve(config: Any, variant: str | None = None, *, quick: bool = False,
             overrides: Iterable[Override | str] = ()) -> Spec:
   """The frozen, validated :class:`Spec` of one variant.
@@ -88,4 +127,4 @@ def resolve(config: Any, variant: str | None = None, *, quick: bool = False,
   return Spec(resolved)
 
 
-__all__ = ["DEFAULT_VARIANT", "resolve", "variant_names"]
+__all__ = ["DEFAULT_VARIANT", "panels", "resolve", "variant_names"]

@@ -85,7 +85,7 @@ SCHEMA: dict[str, Any] = {
     "hooks": _f((list, tuple), [], "[{'name': ..., 'options': {...}}]"),
 }
 #: Top-level keys of a config file that are not part of a run.
-SPECIAL_KEYS = ("variants", "variant_order", "quick")
+SPECIAL_KEYS = ("variants", "variant_order", "quick", "panels")
 #: Changing a section's ``name`` (or ``augment``) drops the options that
 #: belonged to the old one, unless the same partial config gives new ones.
 OWNED_OPTIONS = {"name": "options", "augment": "augment_options"}
@@ -119,6 +119,7 @@ def base_config():
   config["variants"] = {}
   config["variant_order"] = []
   config["quick"] = {}
+  config["panels"] = []
   return ConfigDict(config, type_safe=False)
 
 

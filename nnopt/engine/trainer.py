@@ -30,7 +30,10 @@ import tqdm
 from nnopt.data import EpochSampler
 from nnopt.engine import parallel
 from nnopt.engine.checkpoint import Checkpointer
+from nnopt.engine.resume import (ResumeError, Warn, print_warning,
+                                 restore_run, resume_point, truncate_metrics)
 from nnopt.engine.run import Run
+from nnopt.engine.signals import Interrupted, deferred_signals
 from nnopt.engine.step import (accumulating, check_needs, init_train_state,
                                make_eval_step, make_train_step, metric_names)
 from nnopt.hooks import Hook
@@ -83,6 +86,12 @@ class Trainer:
       …}`` (default: from ``model.init``; ``{}`` for models without any).
     augment: ``(x_batch, np.random.Generator) -> x_batch`` applied on the host.
     progress: show a tqdm progress bar.
+    warn: where one-line warnings go (default: ``nnopt: warning: …`` on
+      stderr), e.g. a resume past a corrupt checkpoint.
+
+  ``fit`` stops at a step boundary on SIGINT/SIGTERM and saves a checkpoint
+  there when checkpointing is on (:mod:`nnopt.engine.signals`); it also saves
+  one at the last step.
   """
 
   def __init__(self, model: nn.Module, loss: Loss,
@@ -97,11 +106,15 @@ class Trainer:
                mesh: jax.sharding.Mesh | None = None, params: Any = None,
                model_state: Any = None,
                augment: Callable[[np.ndarray, np.random.Generator], np.ndarray]
-               | None = None, progress: bool = True):
+               | None = None, progress: bool = True, warn: Warn | None = None):
     if num_steps is None and num_epochs is None:
       raise ValueError("Trainer needs num_steps or num_epochs")
     if checkpoint_every and not workdir:
       raise ValueError("checkpoint_every needs a workdir")
+    if batch_size is not None and batch_size > len(dataset.x_train):
+      raise ValueError(f"batch_size {batch_size} exceeds the "
+                       f"{len(dataset.x_train)} training examples")
+    self.warn = print_warning if warn is None else warn
     self.model, self.loss, self.optimizer = model, loss, optimizer
     self.dataset = dataset
     self.batch_size, self.buckets = batch_size, buckets
@@ -249,13 +262,21 @@ class Trainer:
     return {"step": run.step, "sampler": run.sampler.state_dict(),
             "hooks": [h.state_dict() for h in self.hooks]}
 
-  def _restore(self, run: Run, ckpt: Checkpointer) -> None:
-    meta = ckpt.restore_meta()
-    for hook, hook_state in zip(self.hooks, meta["hooks"]):
-      hook.load_state_dict(hook_state, run)
-    run.sampler.load_state_dict(meta["sampler"])
-    run.step = int(meta["step"])
-    run.state = parallel.replicate(ckpt.restore_state(run.state), self.mesh)
+  def resume_step(self) -> int | None:
+    """The step ``fit(resume=True)`` would continue from (None: 0, there is
+    no checkpoint); reads the checkpoints only. Raises :class:`ResumeError`
+    (see :func:`nnopt.engine.resume.resume_point`)."""
+    point = resume_point(self._checkpointer(resume=True),
+                         num_steps=self.num_steps, num_epochs=self.num_epochs)
+    return None if point is None else point.step
+
+  def _checkpointer(self, resume: bool = False) -> Checkpointer | None:
+    if not self.checkpoint_every:
+      if resume:
+        raise ResumeError("resume needs checkpoints, and this run has none "
+                          "(checkpoint_every is not set)")
+      return None
+    return Checkpointer(os.path.join(self.workdir, "checkpoints"))
 
   def _done(self, run: Run) -> bool:
     if run.stop:
@@ -283,54 +304,73 @@ class Trainer:
       NonFiniteLossError: when the loss turns NaN/inf (the last good
         checkpoint is kept).
     """
-    run = self._initial_run()
-    ckpt = None
+    ckpt = self._checkpointer(resume)
     if self.workdir:
       os.makedirs(self.workdir, exist_ok=True)
-    if self.checkpoint_every:
-      ckpt = Checkpointer(os.path.join(self.workdir, "checkpoints"))
-      if resume and ckpt.latest_step() is not None:
-        self._restore(run, ckpt)
+    run = (restore_run(ckpt, self._initial_run, self.hooks, self.mesh,
+                       num_steps=self.num_steps, num_epochs=self.num_epochs,
+                       warn=self.warn) if resume else self._initial_run())
     if self.workdir and jax.process_index() == 0:
-      self._truncate_metrics(run.step)
+      truncate_metrics(os.path.join(self.workdir, "metrics.jsonl"), run.step,
+                       self.warn)
     for hook in self.hooks:
       hook.on_start(run)
-    x, y = self.dataset.x_train, self.dataset.y_train
     bar = tqdm.tqdm(total=self._total_steps(run), initial=run.step,
                     disable=not self.progress, unit="step", leave=False)
-    zero_sums = parallel.replicate(
-        {k: np.float32(0) for k in (*metric_names(self.loss), "count")},
-        self.mesh)
-    sums = zero_sums
-    t0 = time.perf_counter()
     try:
-      while not self._done(run):
-        epoch_before = run.sampler.epoch
-        indices, mask = run.sampler.next_batch()
-        batch = self._batch(run, x, y, indices, mask)
-        run.state, metrics, sums = self.step_fn(run)(run.state, batch, sums)
-        if self._serialize_steps:
-          jax.block_until_ready(run.state)
-        run.step += 1
-        for hook in self.hooks:
-          hook.on_step(run, metrics)
-        if run.sampler.epoch_done or run.sampler.epoch != epoch_before:
-          for hook in self.hooks:
-            hook.on_epoch_end(run)
-        bar.update(1)
-        last = self._done(run)
-        if last or run.step % self.log_every == 0:
-          self._log(run, sums, t0, bar, ckpt, evaluate=last or (
-              self.eval_every is not None and run.step % self.eval_every == 0))
-          sums = zero_sums
-        if ckpt and run.step % self.checkpoint_every == 0:
-          self._check_finite(run, ckpt)
+      with deferred_signals(self._single_process) as flag:
+        self._loop(run, ckpt, bar, flag)
+        if ckpt:  # the last step, so that a longer run can continue it
           ckpt.save(run.step, run.state, self._meta(run))
+        if flag.signum is not None:
+          self._interrupt(run, ckpt, flag.signum)
     finally:
       bar.close()
       if ckpt:
         ckpt.close()
     return run
+
+  def _loop(self, run: Run, ckpt: Checkpointer | None, bar, flag) -> None:
+    x, y = self.dataset.x_train, self.dataset.y_train
+    zero_sums = parallel.replicate(
+        {k: np.float32(0) for k in (*metric_names(self.loss), "count")},
+        self.mesh)
+    sums = zero_sums
+    t0 = time.perf_counter()
+    while not self._done(run):
+      if flag.signum is not None:
+        self._interrupt(run, ckpt, flag.signum)
+      epoch_before = run.sampler.epoch
+      indices, mask = run.sampler.next_batch()
+      batch = self._batch(run, x, y, indices, mask)
+      run.state, metrics, sums = self.step_fn(run)(run.state, batch, sums)
+      if self._serialize_steps:
+        jax.block_until_ready(run.state)
+      run.step += 1
+      for hook in self.hooks:
+        hook.on_step(run, metrics)
+      if run.sampler.epoch_done or run.sampler.epoch != epoch_before:
+        for hook in self.hooks:
+          hook.on_epoch_end(run)
+      bar.update(1)
+      last = self._done(run)
+      if last or run.step % self.log_every == 0:
+        self._log(run, sums, t0, bar, ckpt, evaluate=last or (
+            self.eval_every is not None and run.step % self.eval_every == 0))
+        sums = zero_sums
+      if ckpt and run.step % self.checkpoint_every == 0:
+        self._check_finite(run, ckpt)
+        ckpt.save(run.step, run.state, self._meta(run))
+
+  def _interrupt(self, run: Run, ckpt: Checkpointer | None, signum: int):
+    """Saves a checkpoint at the current step (if on) and raises
+    :class:`Interrupted`."""
+    saved = None
+    if ckpt is not None and run.step > 0 and ckpt.save(
+        run.step, run.state, self._meta(run)):
+      saved = run.step
+    raise Interrupted(signum, run.step, saved,
+                      None if ckpt is None else ckpt.directory)
 
   def _check_finite(self, run: Run, ckpt: Checkpointer | None) -> None:
     bad = int(jax.device_get(run.state.nonfinite_step))
@@ -358,15 +398,3 @@ class Trainer:
     self._write(record)
     bar.set_postfix(loss=f"{record.get('train_loss', float('nan')):.4g}",
                     refresh=False)
-
-  def _truncate_metrics(self, step: int) -> None:
-    """Drops records after ``step`` so a resumed run's log reads as one run."""
-    path = os.path.join(self.workdir, "metrics.jsonl")
-    if not os.path.exists(path):
-      return
-    with open(path) as f:
-      records = [json.loads(line) for line in f if line.strip()]
-    with open(path, "w") as f:
-      for record in records:
-        if record["step"] <= step:
-          f.write(json.dumps(record) + "\n")

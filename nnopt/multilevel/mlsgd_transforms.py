@@ -86,6 +86,8 @@ def mlsgd_direction(regularizer: Callable[[Any], jax.Array] | None = None, *,
           state.vr, lambda r: jax.grad(lambda p: value_fn(p) + reg(p))(r),
           otu.tree_zeros_like, state.ref)
       d = otu.tree_sub(d, ref_grad)
+    # λ is a float32 scalar: the direction keeps the gradient's dtype.
+    d = jax.tree.map(lambda di, u: di.astype(u.dtype), d, updates)
     return d, state
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)

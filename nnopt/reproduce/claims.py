@@ -40,8 +40,7 @@ PASS, FAIL, INCONCLUSIVE, NOT_RUN, INFO = STATUSES
 VERDICTS = (PASS, FAIL, INCONCLUSIVE)
 SCOPES = ("full", "smoke")
 FULL, SMOKE = SCOPES
-CLAIMS_FILE = "claims.json"
-RUN_FILE = "run.json"
+CLAIMS_FILE, RUN_FILE = "claims.json", "run.json"
 _OPTIONAL = ("reason", "quote", "dataset", "stand_in", "comparison")
 
 

@@ -18,139 +18,36 @@ into ``OUT/<id>/`` (default ``out/``) and refreshes ``OUT/REPORT.md``;
 ``report`` rebuilds that report from the ``claims.json`` files under a
 directory.
 
-User errors (invalid config or override, missing data, a diverged run, unknown
-reproduction) print one line ``nnopt: error: …`` on stderr and exit with
-status 2.
+User errors (invalid config or override, missing data, an unusable work
+directory, a ``--resume`` that cannot continue the run, a diverged run, an
+unknown reproduction) print one line ``nnopt: error: …`` on stderr and exit
+with status 2; ``run`` checks everything it can (every variant resolved and
+built on its data, the work directory, the resume points) before it writes
+anything. SIGINT / SIGTERM stop a training run at a step boundary, save a
+checkpoint there when checkpointing is on, print one line and exit with
+status 130 / 143.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
+import signal
 import sys
-import time
+import threading
 from pathlib import Path
 from typing import Sequence
 
-import jax
-
-from nnopt import config as config_lib
 from nnopt import report, reproduce
-from nnopt.data import DatasetError
-from nnopt.engine.trainer import NonFiniteLossError
-
-
-class UsageError(Exception):
-  """Bad command-line usage (argparse errors included)."""
-
-
-class RunError(Exception):
-  """A run stopped on a user-level problem (e.g. a non-finite loss)."""
+from nnopt.cli.errors import (USER_ERRORS, RunError, UsageError,
+                              check_dir_arg, info, one_line)
+from nnopt.cli.run import run_command
+from nnopt.engine import Interrupted
 
 
 class _Parser(argparse.ArgumentParser):
 
   def error(self, message):  # argparse would print usage and exit.
     raise UsageError(f"{message} (see '{self.prog} --help')")
-
-
-#: Errors that are the user's (printed as one line, exit status 2).
-USER_ERRORS = (UsageError, RunError, config_lib.ConfigError, DatasetError,
-               reproduce.ReproduceError, NonFiniteLossError, PermissionError,
-               FileExistsError, IsADirectoryError, NotADirectoryError)
-
-
-def _one_line(error: BaseException) -> str:
-  text = " ".join(str(error).split())
-  return text or type(error).__name__
-
-
-def _info(message: str) -> None:
-  print(f"nnopt: {message}", file=sys.stderr, flush=True)
-
-
-# -- run -----------------------------------------------------------------------
-
-
-def _run(args: argparse.Namespace) -> int:
-  name, config = config_lib.load_config_file(args.config)
-  overrides = [config_lib.parse_override(s) for s in args.set or ()]
-  if args.data_dir is not None:
-    overrides.append(config_lib.Override(("dataset", "data_dir"),
-                                         args.data_dir, f"data_dir={args.data_dir}"))
-  tree = config_lib.apply_overrides(
-      config, [o for o in overrides if o.path[0] in ("variants", "quick")])
-  names = config_lib.variant_names(tree)
-  if args.variant:
-    unknown = [v for v in args.variant if v not in names]
-    if unknown:
-      raise config_lib.ConfigError(
-          f"--variant: unknown variant(s) {unknown}; variants: "
-          f"{', '.join(names)}")
-    names = [v for v in names if v in args.variant]
-  if args.quick and not tree.get("quick"):
-    _info(f"{args.config} has no 'quick' section; --quick changes nothing")
-  # Resolve (and so validate) every variant once, before any training starts.
-  specs = {v: config_lib.resolve(config, v, quick=args.quick,
-                                 overrides=overrides) for v in names}
-  workdir = Path(args.workdir or os.path.join("runs", name))
-  if not args.resume:
-    for v, spec in specs.items():
-      ckpt = workdir / v / "checkpoints"
-      if spec["train"]["checkpoint_every"] and ckpt.is_dir() and any(
-          ckpt.iterdir()):
-        raise config_lib.ConfigError(
-            f"{ckpt} holds checkpoints of an earlier run; pass --resume to "
-            "continue it, or --workdir for a fresh run")
-
-  main_process = jax.process_index() == 0
-  if main_process:
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "config.json").write_text(json.dumps({
-        "name": name, "config_file": os.path.abspath(args.config),
-        "quick": bool(args.quick), "set": [o.text for o in overrides],
-        "variants": specs}, indent=2, default=str) + "\n")
-  progress = sys.stderr.isatty() if args.progress is None else args.progress
-  datasets = {}
-  finished = []
-  try:
-    for i, (v, spec) in enumerate(specs.items(), 1):
-      key = config_lib.dataset_key(spec)
-      if key not in datasets:
-        datasets[key] = config_lib.load_dataset(spec)
-      experiment = config_lib.build(spec, dataset=datasets[key])
-      rundir = workdir / v
-      if main_process:
-        rundir.mkdir(parents=True, exist_ok=True)
-        (rundir / "config.json").write_text(
-            json.dumps(spec, indent=2, default=str) + "\n")
-      _info(f"[{i}/{len(specs)}] {v}: {spec['model']['name']} on "
-            f"{spec['dataset']['name']}, {spec['optimizer']['name']} "
-            f"→ {rundir}")
-      t0 = time.perf_counter()
-      trainer = experiment.trainer(str(rundir), progress=progress)
-      try:
-        trainer.fit(resume=args.resume)
-      except Exception as e:  # pylint: disable=broad-except
-        if isinstance(e, USER_ERRORS):
-          raise RunError(f"variant {v!r}: {_one_line(e)}") from e
-        raise
-      finished.append(v)
-      last = trainer.history[-1] if trainer.history else {}
-      summary = ", ".join(f"{k} {last[k]:.4g}" for k in (
-          "train_loss", "test_loss", "test_accuracy") if k in last)
-      print(f"{v}: step {last.get('step', 0)}, {summary} "
-            f"({time.perf_counter() - t0:.1f} s)", flush=True)
-  finally:
-    if main_process and finished:
-      runs = {v: report.read_metrics(workdir / v / "metrics.jsonl")
-              for v in specs}
-      runs = {v: r for v, r in runs.items() if r}
-      if runs:
-        path = report.plot_curves(runs, workdir / "curves.png", title=name)
-        _info(f"wrote {path}")
-  return 0
 
 
 # -- reproduce -------------------------------------------------------------------
@@ -181,13 +78,14 @@ def _reproduce(args: argparse.Namespace) -> int:
     reps = sorted(registry.reproductions.values(),
                   key=lambda r: (r.thesis, r.id))
     for file, error in registry.errors.items():
-      _info(f"skipping {file}: {error}")
+      info(f"skipping {file}: {error}")
   else:
     reps = [registry.get(rid) for rid in args.ids]
   out = Path(args.out)
+  check_dir_arg("--out", out)
   failed = []
   for r in reps:
-    _info(f"reproducing {r.id} ({', '.join(r.items)})"
+    info(f"reproducing {r.id} ({', '.join(r.items)})"
           f"{' in quick mode' if args.quick else ''} → {out / r.id}")
     result = reproduce.run_reproduction(r, out, quick=args.quick)
     counts = result.counts()
@@ -197,11 +95,11 @@ def _reproduce(args: argparse.Namespace) -> int:
           flush=True)
     if result.error:
       failed.append(r.id)
-      print(f"nnopt: error: {r.id} failed: {_one_line(Exception(result.error))}"
+      print(f"nnopt: error: {r.id} failed: {one_line(Exception(result.error))}"
             f" (traceback in {result.directory / 'error.log'})",
             file=sys.stderr)
   if reps:
-    _info(f"wrote {report.write_report(out)}")
+    info(f"wrote {report.write_report(out)}")
   return 1 if failed else 0
 
 
@@ -213,7 +111,7 @@ def _report(args: argparse.Namespace) -> int:
   entries = report.collect(args.dir)
   for thesis, counts in report.thesis_counts(entries).items():
     print(f"{thesis}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
-  _info(f"wrote {path}")
+  info(f"wrote {path}")
   return 0
 
 
@@ -251,7 +149,7 @@ def make_parser() -> argparse.ArgumentParser:
                    default=None, help="show a progress bar (default: when "
                    "stderr is a terminal)")
   run.add_argument("--no-progress", dest="progress", action="store_false")
-  run.set_defaults(func=_run)
+  run.set_defaults(func=run_command)
 
   rep = sub.add_parser("reproduce", help="reproduce thesis items as claims",
                        description=(
@@ -281,24 +179,42 @@ def make_parser() -> argparse.ArgumentParser:
   return parser
 
 
+def _terminate(signum, frame):
+  del frame
+  raise Interrupted(signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-  """Entry point of the ``nnopt`` console script; returns the exit status."""
+  """Entry point of the ``nnopt`` console script; returns the exit status.
+
+  0: done; 1: a reproduction failed; 2: a user error (one line ``nnopt:
+  error: …`` on stderr); 130 / 143: stopped by SIGINT / SIGTERM (a training
+  run first saves a checkpoint at the current step when checkpointing is on).
+  """
   parser = make_parser()
+  in_main = threading.current_thread() is threading.main_thread()
+  previous = signal.signal(signal.SIGTERM, _terminate) if in_main else None
   try:
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
       parser.print_help(sys.stderr)
       return 2
     return args.func(args)
-  except KeyboardInterrupt:
-    print("nnopt: interrupted", file=sys.stderr)
-    return 130
+  except KeyboardInterrupt as e:
+    if not isinstance(e, Interrupted):
+      e = Interrupted(signal.SIGINT)
+    variant = getattr(e, "variant", None)
+    where = f" (variant {variant!r})" if variant else ""
+    print(f"nnopt: {e}{where}", file=sys.stderr, flush=True)
+    return e.exit_status
   except Exception as e:  # pylint: disable=broad-except
     if isinstance(e, USER_ERRORS):
-      print(f"nnopt: error: {_one_line(e)}", file=sys.stderr)
+      print(f"nnopt: error: {one_line(e)}", file=sys.stderr)
       return 2
     raise
+  finally:
+    if in_main:
+      signal.signal(signal.SIGTERM, previous)
 
 
-if __name__ == "__main__":
-  sys.exit(main())
+__all__ = ["USER_ERRORS", "RunError", "UsageError", "main", "make_parser"]
