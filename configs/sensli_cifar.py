@@ -9,7 +9,9 @@ epochs of a 2.7 M-parameter CNN per variant). Variants:
   position 0 from the start.
 * ``exp1_threshold`` / ``exp1_extended`` — Fig 4.8: attempts after 50, 100, 150
   of 200 epochs with the threshold τ = 1 (reference variant: ``>``, the
-  denominator over all conv kernels of the fully extended network).
+  denominator over all conv kernels of the fully extended network), and the
+  reference's ReduceLROnPlateau (test accuracy, ×0.5, patience 10; see
+  ``PLATEAU``).
 * ``exp9_max`` / ``exp9_min`` — Fig 4.9d: VGG m = [200, 200, 200], argmax vs argmin.
 * ``exp14_max`` / ``exp14_min`` / ``exp14_random`` — Figs 4.10b, 4.11b: three
   insertions every 50 epochs (settings not in the thesis, spec P3).
@@ -25,13 +27,24 @@ momentum". ``--quick`` runs a tiny VGG on scikit-learn's 8×8 digits.
 """
 
 from nnopt.config import base_config
+from nnopt.config import table
 
 STEPS_PER_EPOCH = 390  # 50 000 // 128
+#: Exp1's ReduceLROnPlateau (spec-sensli P2/P16): PyTorch's rule on the test
+#: accuracy, factor 0.5, patience 10, counter reset after an insertion
+#: (:class:`nnopt.growth.ReduceLROnPlateau`). Used in the config once the
+#: configuration table names the hook ``reduce_on_plateau``; until then
+#: ``experiments/reproduce_sensli_cifar.py`` adds the hook to the exp1 runs.
+PLATEAU = dict(name="reduce_on_plateau", options=dict(factor=0.5, patience=10))
 
 
 def _sensli(at, **options):
   return [dict(name="sensli", options=dict(
       at_epochs=list(at), norm="op", mode="epoch", batch_size=128, **options))]
+
+
+def _plateau():
+  return [PLATEAU] if PLATEAU["name"] in table.HOOKS else []
 
 
 def get_config():
@@ -59,8 +72,9 @@ def get_config():
       exp5_cnn1=dict(),
       exp5_cnn2=dict(model=dict(name="vgg", options=vgg2)),
       exp1_threshold=dict(train=dict(num_epochs=200), hooks=_sensli(
-          [50, 100, 150], threshold=1.0, strict=True, denominator="extended")),
-      exp1_extended=dict(train=dict(num_epochs=200), model=dict(
+          [50, 100, 150], threshold=1.0, strict=True, denominator="extended")
+          + _plateau()),
+      exp1_extended=dict(train=dict(num_epochs=200), hooks=_plateau(), model=dict(
           name="vgg", options=dict(vgg2, stages=((64, 64, 64), (128,), (256,))))),
       exp9_max=dict(model=dict(name="vgg", options=vgg200), hooks=_sensli([50])),
       exp9_min=dict(model=dict(name="vgg", options=vgg200),

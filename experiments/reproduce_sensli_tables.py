@@ -180,9 +180,10 @@ def _flop_tables(claims: Claims) -> None:
                sensli=li["total"], extended=ext["total"],
                ratio=li["total"] / ext["total"],
                evaluation_share_pct=round(100 * li["evaluation_share"], 2))
-  claims.equal("§4.3.4", "SENN needs N·M·B/T = 110·300·1000/50 000 full-batch "
-               "passes per position (the thesis prints 600; SensLI needs 1)",
-               110 * 300 * 1000 // 50_000, 660, name="passes")
+  # §4.3.4's pass count (SENN: 110·300·1000/50 000 = 660 full-batch passes per
+  # position; the thesis prints 600) is arithmetic on the thesis's numbers and
+  # calls nothing of nnopt: not a reproduction, so it is not a claim here
+  # (spec-sensli P13 records the slip).
 
 
 def run(out_dir: Path, quick: bool) -> Claims:
@@ -211,7 +212,7 @@ def run(out_dir: Path, quick: bool) -> Claims:
 
 REPRODUCTION = Reproduction(
     id="sensli_tables", thesis="kreis",
-    items=("Table 4.3", "Table 4.4", "Table 4.2", "Fig 4.8", "§4.3.4"), run=run,
+    items=("Table 4.3", "Table 4.4", "Table 4.2", "Fig 4.8"), run=run,
     title="SensLI parameter counts (Table 4.3) and FLOP tables (4.2, 4.4)",
     cost="seconds",
     smoke="the same exact counts (quick changes nothing)")

@@ -38,7 +38,25 @@ from nnopt.models import FNN, VGG, ResNet
 from nnopt.models.layers import INPUTS_COLLECTION
 from nnopt.stats.layer_keys import key_str
 
-RESNET_POSITIONS = ("after_each_block", "before_and_after")
+#: ResNet candidate conventions (spec-sensli P6): ``'after_each_block'``
+#: (the thesis's FLOP tables) and ``'after_input_and_each_block'`` (also the
+#: slot right after the input layer ``W_1``, as in the reference code).
+RESNET_POSITIONS = ("after_each_block", "after_input_and_each_block")
+#: Older spellings of the conventions.
+_RESNET_ALIASES = {"before_and_after": "after_input_and_each_block"}
+
+
+def resnet_positions_name(resnet_positions: str) -> str:
+  """The canonical name of a ResNet candidate convention (aliases resolved).
+
+  Raises:
+    GrowthError: an unknown convention.
+  """
+  name = _RESNET_ALIASES.get(resnet_positions, resnet_positions)
+  if name not in RESNET_POSITIONS:
+    raise GrowthError(f"resnet_positions must be one of {RESNET_POSITIONS}, "
+                      f"got {resnet_positions!r}")
+  return name
 
 
 class GrowthError(ValueError):
@@ -103,9 +121,11 @@ def candidates(model: nn.Module, *,
   Args:
     model: an FNN (ReLU), two-weight ResNet or VGG (ReLU).
     resnet_positions: ``'after_each_block'`` (one candidate after each
-      residual block; the thesis's FLOP tables) or ``'before_and_after'``
-      (also right after the first linear layer; the reference code), see
-      spec pitfall P6.
+      residual block; the thesis's FLOP tables) or
+      ``'after_input_and_each_block'`` (also right after the input layer
+      ``W_1``, before the first block; the reference code, whose argmax
+      picks that slot in most Exp3 runs), see spec pitfall P6.
+      ``'before_and_after'`` is an older name of the latter.
 
   Returns:
     The candidates in network order; their names are fresh parameter keys.
@@ -119,12 +139,10 @@ def candidates(model: nn.Module, *,
     return [Candidate(fresh[i], names[i], kind, model.widths[i], i + 1)
             for i in range(hidden)]
   if kind == "resnet":
-    if resnet_positions not in RESNET_POSITIONS:
-      raise GrowthError(f"resnet_positions must be one of {RESNET_POSITIONS}, "
-                        f"got {resnet_positions!r}")
+    positions = resnet_positions_name(resnet_positions)
     names = model.names()
     slots = [(i + 1, n) for i, n in enumerate(names)]
-    if resnet_positions == "before_and_after":
+    if positions == "after_input_and_each_block":
       slots = [(0, "first")] + slots
     fresh = _fresh_names(model, "block_ins_", len(slots))
     return [Candidate(f, after, kind, model.width, index)

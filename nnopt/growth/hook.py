@@ -101,8 +101,8 @@ class SensLI(Hook):
 
   def on_epoch_end(self, run: RunView) -> None:
     done = {a["epoch"] for a in self.attempts}
-    if run.epoch not in self.at_epochs or run.epoch in done:
-      return
+    if run.stop or run.epoch not in self.at_epochs or run.epoch in done:
+      return  # a run that an earlier hook stopped attempts nothing
     start = time.perf_counter()
     params = jax.device_get(run.state.params)
     result = sensli_step(run.model, params, self.loss, self.x, self.y,

@@ -57,7 +57,7 @@ def test_resnet_identity_insertion_preserves_function(positions, form):
   x = jax.random.normal(jax.random.key(1), (64, 2))
   params, ext_model, ext_params, cands = _grown(model, x,
                                                 resnet_positions=positions)
-  assert len(cands) == (3 if positions == "before_and_after" else 2)
+  assert len(cands) == (3 if positions == "after_input_and_each_block" else 2)
   assert ext_model.n_blocks == 2 + len(cands)
   np.testing.assert_allclose(_apply(ext_model, ext_params, x),
                              _apply(model, params, x), atol=1e-6)

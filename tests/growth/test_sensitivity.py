@@ -138,3 +138,54 @@ def test_bad_sensitivity_arguments():
     growth.sensitivities(model, params, CE, x, y, mode="epoch")
   with pytest.raises(ValueError, match="subset_size"):
     growth.sensitivities(model, params, CE, x, y, mode="subset", subset_size=11)
+
+
+@pytest.mark.parametrize("positions", ["after_input_and_each_block",
+                                       "before_and_after"])
+def test_resnet_after_input_slot_sensitivities_match_hand_written_network(
+    spiral, positions):
+  """The after-input candidate (reference code, spec P6): its merit is ‖∇W2‖²
+  of the fully extended network, here written out by hand in jnp."""
+  x, y = spiral.x_train, spiral.y_train
+  model = ResNet(width=3, n_blocks=2, n_outputs=2, init_scheme="pytorch")
+  params = init_params(model, jax.random.key(4), x[:1])
+  ext_model, ext_params, cands = growth.fully_extend(
+      model, params, resnet_positions=positions)
+  assert [c.after for c in cands] == ["first", "block_0", "block_1"]
+  assert cands[0].index == 0
+  new = {c.name: ext_params[c.name] for c in cands}
+
+  def block(p, h):
+    return h + jnp.tanh(h @ p["inner"]["kernel"] + p["inner"]["bias"]) @ (
+        p["outer"]["kernel"])
+
+  def oracle_loss(new_params):
+    # thesis form (2.10): x1 = W1 x0; after-input slot; then each block
+    # followed by its candidate; x_out = W_{L+1} x_L.
+    by_after = {c.after: new_params[c.name] for c in cands}
+    h = x @ params["first"]["kernel"]
+    h = block(by_after["first"], h)
+    for name in ("block_0", "block_1"):
+      h = block(by_after[name], block(params[name], h))
+    logits = h @ params["last"]["kernel"]
+    return jnp.mean(jax.nn.logsumexp(logits, -1)
+                    - jnp.take_along_axis(logits, y[:, None], 1)[:, 0])
+
+  expected = jax.grad(oracle_loss)(new)
+  sens = growth.sensitivities(ext_model, ext_params, CE, x, y, mode="epoch",
+                              batch_size=45, seed=0)
+  merits = growth.candidate_merits(ext_model, sens.grads, cands, x.shape[1:])
+  for c in cands:
+    np.testing.assert_allclose(sens.grads[c.name]["outer"]["kernel"],
+                               expected[c.name]["outer"]["kernel"],
+                               rtol=1e-4, atol=1e-7)
+    assert merits[c.name] == pytest.approx(
+        float(jnp.sum(expected[c.name]["outer"]["kernel"] ** 2)), rel=1e-4)
+  assert np.abs(expected[cands[0].name]["outer"]["kernel"]).max() > 1e-5
+  # the step inserts at the argmax of the three, the after-input slot included
+  step = growth.sensli_step(model, params, CE, x, y, resnet_positions=positions)
+  best = max(merits, key=merits.get)
+  assert step.selection.chosen == (best,)
+  assert step.model.n_blocks == 3
+  with pytest.raises(growth.GrowthError, match="resnet_positions"):
+    growth.candidates(model, resnet_positions="after_input")
