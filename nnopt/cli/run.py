@@ -21,8 +21,10 @@ from nnopt import config as config_lib
 from nnopt import report
 from nnopt.cli.errors import (USER_ERRORS, RunError, check_dir_arg, info,
                               one_line, warn)
+from nnopt.cli.sweeps import sweep_curves, sweep_summary
 from nnopt.engine import Interrupted, ResumeError
 from nnopt.engine.resume import read_records
+from nnopt.engine.runs import RunsTrainer
 
 #: Keys a ``--resume`` may change: the budget, logging and evaluation.
 RESUMABLE_KEYS = frozenset({
@@ -127,9 +129,10 @@ def run_command(args: argparse.Namespace) -> int:
     if key not in datasets:
       datasets[key] = config_lib.load_dataset(spec)
     experiment = config_lib.build(spec, dataset=datasets[key])
+    make = (experiment.runs_trainer if experiment.is_sweep
+            else experiment.trainer)
     try:
-      trainers[v] = experiment.trainer(str(workdir / v), progress=progress,
-                                       warn=warn)
+      trainers[v] = make(str(workdir / v), progress=progress, warn=warn)
     except ValueError as e:
       raise config_lib.ConfigError(f"variant {v!r}: {one_line(e)}") from None
   if args.resume:
@@ -137,6 +140,12 @@ def run_command(args: argparse.Namespace) -> int:
   else:
     for v, spec in specs.items():
       ckpt = workdir / v / "checkpoints"
+      swept = workdir / v / "runs"
+      if spec["train"]["checkpoint_every"] and swept.is_dir() and any(
+          swept.glob("*/checkpoints/*")):
+        raise RunError(
+            f"{swept} holds checkpoints of an earlier sweep; pass --resume "
+            "to continue it, or --workdir for a fresh run")
       if spec["train"]["checkpoint_every"] and ckpt.is_dir() and any(
           ckpt.iterdir()):
         raise RunError(
@@ -176,17 +185,28 @@ def run_command(args: argparse.Namespace) -> int:
           raise RunError(f"variant {v!r}: {one_line(e)}") from e
         raise
       finished.append(v)
+      seconds = time.perf_counter() - t0
+      if isinstance(trainer, RunsTrainer):
+        sweep_summary(v, trainer, workdir / v, seconds)
+        continue
       last = trainer.history[-1] if trainer.history else {}
       summary = ", ".join(f"{k} {last[k]:.4g}" for k in (
           "train_loss", "test_loss", "test_accuracy") if k in last)
       print(f"{v}: step {last.get('step', 0)}, {summary} "
-            f"({time.perf_counter() - t0:.1f} s)", flush=True)
+            f"({seconds:.1f} s)", flush=True)
   finally:
     if main_process and finished:
       runs = {}
       for v in specs:
         path = workdir / v / "metrics.jsonl"
-        runs[v] = read_records(str(path))[0] if path.exists() else []
+        if isinstance(trainers[v], RunsTrainer):
+          curves = sweep_curves(v, trainers[v])
+          runs.update(curves)
+          panels = {t: [n for name in names for n in (
+              list(curves) if name == v else [name])]
+                    for t, names in panels.items()}
+        else:
+          runs[v] = read_records(str(path))[0] if path.exists() else []
       runs = {v: r for v, r in runs.items() if r}
       if runs:
         path = report.plot_curves(runs, workdir / "curves.png",

@@ -79,19 +79,20 @@ def sensli_hook(*, at_epochs: Sequence[int] = (), lr_factor: float = 1.0,
                 threshold: float | None = None, strict: bool = False,
                 denominator: str = "baseline", accept_multiple: bool = False,
                 mode: str = "full", batch_size: int | None = None,
-                subset_size: int | None = None, seed: int = 0,
+                subset_size: int | None = None, seed: int | None = None,
                 resnet_positions: str = "after_each_block",
                 resnet_w1_scale: float = 0.8, loss: Any, dataset: Any,
                 augment: Any, run_learning_rate: Any,
-                make_optimizer: Callable[[float], optax.GradientTransformation]
-                ) -> SensLI:
+                make_optimizer: Callable[[float], optax.GradientTransformation],
+                run_seed: int = 0) -> SensLI:
   """SensLI for configs (``hooks: [{'name': 'sensli', 'options': {...}}]``).
 
   Loss and training data are the run's; with ``lr_factor != 1`` the run's
   optimizer is rebuilt at the reduced rate (``make_optimizer``), which needs
   a constant learning rate. ``use_augment`` applies the run's augmentation
   in the sensitivity epoch (reference code, P8). The other options are
-  those of :func:`nnopt.growth.sensli_step`.
+  those of :func:`nnopt.growth.sensli_step`; ``seed`` (the ``'random'``
+  rule's and the sensitivity epoch's) defaults to the run's seed.
   """
   if not at_epochs:
     raise ValueError("the 'sensli' hook needs at_epochs (when to insert)")
@@ -103,7 +104,8 @@ def sensli_hook(*, at_epochs: Sequence[int] = (), lr_factor: float = 1.0,
     optimizer_fn, learning_rate = make_optimizer, float(run_learning_rate)
   return SensLI(loss, dataset.x_train, dataset.y_train, at_epochs=at_epochs,
                 optimizer=optimizer, optimizer_fn=optimizer_fn,
-                learning_rate=learning_rate, lr_factor=lr_factor, seed=seed,
+                learning_rate=learning_rate, lr_factor=lr_factor,
+                seed=run_seed if seed is None else seed,
                 rule=rule, position=position, norm=norm, slice_mode=slice_mode,
                 threshold=threshold, strict=strict, denominator=denominator,
                 accept_multiple=accept_multiple, mode=mode,

@@ -15,6 +15,8 @@ from nnopt.config.optimizers import (build_schedule, construct,
                                      with_named_optimizer)
 from nnopt.config.signatures import run_arguments
 from nnopt.config.spec import Spec, thaw
+from nnopt.config.sweep import is_sweep, run_specs
+from nnopt.engine.runs import RunsTrainer
 from nnopt.engine.trainer import Trainer
 
 
@@ -31,6 +33,10 @@ class Experiment:
     hooks: the loop hooks.
     augment: host-side augmentation ``(x, rng) -> x`` or None.
     trainer_kwargs: the remaining keyword arguments of ``Trainer``.
+    optimizer_factory: ``(**hparams) -> optimizer`` with some of the
+      learning rate and the options replaced (a sweep's runs).
+    hooks_for: ``seed -> hooks`` of a run with that seed (hooks that take the
+      run argument ``run_seed`` get it).
   """
 
   spec: Spec
@@ -41,6 +47,25 @@ class Experiment:
   hooks: tuple[Any, ...]
   augment: Callable[..., Any] | None
   trainer_kwargs: Mapping[str, Any]
+  optimizer_factory: Callable[..., Any] | None = None
+  hooks_for: Callable[[int], tuple[Any, ...]] | None = None
+
+  @property
+  def is_sweep(self) -> bool:
+    """Whether the spec asks for several runs (``sweep``)."""
+    return is_sweep(self.spec)
+
+  def runs_trainer(self, workdir: str | None = None, *, progress: bool = True,
+                   **overrides: Any) -> RunsTrainer:
+    """A :class:`nnopt.engine.runs.RunsTrainer` of the spec's sweep (one run
+    when it has none): seeds × grid points, one program per architecture."""
+    kwargs = {**self.trainer_kwargs, **overrides}
+    kwargs.pop("seed", None)
+    return RunsTrainer(self.model, self.loss, self.optimizer_factory,
+                       self.dataset, runs=run_specs(self.spec),
+                       hooks=lambda run: self.hooks_for(run.seed),
+                       augment=self.augment, workdir=workdir,
+                       progress=progress, **kwargs)
 
   def trainer(self, workdir: str | None = None, *, progress: bool = True,
               **overrides: Any) -> Trainer:
@@ -125,21 +150,32 @@ def build(spec: Spec, *, dataset: Any = None) -> Experiment:
   def make_optimizer(rate):
     return construct(opt["name"], rate, opt["options"], run)
 
+  def optimizer_factory(**hparams):
+    rate = hparams.pop("learning_rate", learning_rate)
+    return construct(opt["name"], rate, {**thaw(opt["options"]), **hparams},
+                     run)
+
   try:
     optimizer = make_optimizer(learning_rate)
   except (ValueError, TypeError) as e:
     raise ConfigError(f"optimizer: {e}") from None
   hook_run = dict(run, run_learning_rate=learning_rate,
                   make_optimizer=make_optimizer)
-  hooks = []
-  for i, hook in enumerate(spec["hooks"]):
-    factory = table.lookup("hook", hook["name"])
-    try:
-      hooks.append(factory(**thaw(hook.get("options") or {}),
-                           **run_arguments(factory, hook_run)))
-    except ValueError as e:
-      raise ConfigError(f"hooks[{i}] ({hook['name']!r}): {e}") from None
+
+  def hooks_for(seed: int) -> tuple[Any, ...]:
+    hooks = []
+    for i, hook in enumerate(spec["hooks"]):
+      factory = table.lookup("hook", hook["name"])
+      try:
+        hooks.append(factory(**thaw(hook.get("options") or {}),
+                             **run_arguments(factory, dict(
+                                 hook_run, run_seed=int(seed)))))
+      except ValueError as e:
+        raise ConfigError(f"hooks[{i}] ({hook['name']!r}): {e}") from None
+    return tuple(hooks)
+
   train = spec["train"]
+  hooks = hooks_for(train["seed"])
   trainer_kwargs = dict(
       batch_size=train["batch_size"], num_steps=train["num_steps"],
       num_epochs=train["num_epochs"], seed=train["seed"],
@@ -147,8 +183,8 @@ def build(spec: Spec, *, dataset: Any = None) -> Experiment:
       eval_every=train["eval_every"], eval_train=train["eval_train"],
       eval_batch_size=train["eval_batch_size"], log_every=train["log_every"],
       checkpoint_every=train["checkpoint_every"])
-  return Experiment(spec, dataset, model, loss, optimizer, tuple(hooks),
-                    augment, trainer_kwargs)
+  return Experiment(spec, dataset, model, loss, optimizer, hooks, augment,
+                    trainer_kwargs, optimizer_factory, hooks_for)
 
 
 __all__ = ["Experiment", "build", "check_batch_on_data", "check_model_on_data"]

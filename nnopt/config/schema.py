@@ -83,6 +83,11 @@ SCHEMA: dict[str, Any] = {
                       "batch-size buckets for dynamic batch sizes"),
     },
     "hooks": _f((list, tuple), [], "[{'name': ..., 'options': {...}}]"),
+    "sweep": {
+        "seeds": _f((int, list, tuple, NoneType), None,
+                    "runs axis: a count (from train.seed) or a list of seeds"),
+        "grid": Options(),
+    },
 }
 #: Top-level keys of a config file that are not part of a run.
 SPECIAL_KEYS = ("variants", "variant_order", "quick", "panels")

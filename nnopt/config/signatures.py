@@ -30,9 +30,11 @@ NoneType = type(None)
 #: builds another optimizer of the table (e.g. MG/Opt's smoother).
 OPTIMIZER_ARGUMENTS = ("model", "loss", "dataset", "augment", "named_optimizer")
 #: What it passes to a hook factory: the same, plus the run's built learning
-#: rate ``run_learning_rate`` (a number, a schedule or None) and
-#: ``make_optimizer(learning_rate)``, the run's optimizer at another rate.
-HOOK_ARGUMENTS = OPTIMIZER_ARGUMENTS + ("run_learning_rate", "make_optimizer")
+#: rate ``run_learning_rate`` (a number, a schedule or None),
+#: ``make_optimizer(learning_rate)``, the run's optimizer at another rate, and
+#: the run's seed ``run_seed`` (``train.seed``, or a sweep run's seed).
+HOOK_ARGUMENTS = OPTIMIZER_ARGUMENTS + ("run_learning_rate", "make_optimizer",
+                                        "run_seed")
 
 
 def parameters(fn: Callable, skip: int = 0) -> dict[str, inspect.Parameter]:

@@ -9,6 +9,7 @@ from nnopt.config import table
 from nnopt.config.errors import ConfigError, did_you_mean
 from nnopt.config.optimizers import check_optimizer
 from nnopt.config.schema import SCHEMA, Options, check_field, unknown_key
+from nnopt.config.sweep import check_sweep
 from nnopt.config.signatures import (HOOK_ARGUMENTS, check_fields,
                                      check_options, type_ok)
 
@@ -137,6 +138,7 @@ def validate(config: Mapping[str, Any]) -> None:
     raise ConfigError(f"optimizer: {e}") from None
   _check_train(config["train"])
   _check_hooks(config["hooks"])
+  check_sweep(config)
 
 
 __all__ = ["validate"]

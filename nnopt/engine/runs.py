@@ -150,6 +150,21 @@ class RunsTrainer:
                             jax.random.key(0), x)
     self.programs.needs_of(model, self._optimizer_for(self.specs[0]), params)
 
+  def resume_step(self) -> int | None:
+    """The earliest step ``fit(resume=True)`` continues a run from (None: no
+    run has a checkpoint); reads the files only.
+
+    Raises:
+      ResumeError: no checkpoints are configured, the workdir's run list is
+        not this one's, or a run's checkpoints cannot be resumed.
+    """
+    if not self.checkpoint_every:
+      raise ResumeError("resume needs checkpoints, and these runs have none "
+                        "(checkpoint_every is not set)")
+    return runs_io.earliest_resume_step(self.workdir, self.specs,
+                                        num_steps=self.num_steps,
+                                        num_epochs=self.num_epochs)
+
   @property
   def num_compilations(self) -> int:
     return self.programs.compilations
@@ -229,6 +244,11 @@ class RunsTrainer:
       for m in group.members:
         m.detach()
       moving += group.members
+    self._place(moving, kept)
+
+  def _place(self, moving: list[RunSlot], kept: list) -> None:
+    """Groups the detached runs by architecture and optimizer; finishes the
+    runs that are done."""
     by_key: dict[Any, list[RunSlot]] = {}
     for m in moving:
       if self._done(m):
@@ -260,11 +280,7 @@ class RunsTrainer:
     for slot in slots:
       for hook in slot.hooks:
         hook.on_start(slot)
-      slot.changed = True
-    self.groups = []
-    for slot in slots:
-      slot.group = None
-    self._regroup_all(slots)
+    self._place(slots, [])
     per_epoch = slots[0].sampler.steps_per_epoch
     total = (self.num_steps if self.num_steps is not None
              else self.num_epochs * per_epoch)
@@ -288,16 +304,6 @@ class RunsTrainer:
         if slot.ckpt is not None:
           slot.ckpt.close()
     return slots
-
-  def _regroup_all(self, slots: list[RunSlot]) -> None:
-    by_key: dict[Any, list[RunSlot]] = {}
-    for slot in slots:
-      if self._done(slot):
-        slot.finished = True
-      else:
-        by_key.setdefault(group_key(slot), []).append(slot)
-    self.groups = [build_group(ms, self.mesh, self._zero)
-                   for ms in by_key.values()]
 
   def _step_group(self, group, t0: float) -> None:
     members = group.members
@@ -345,16 +351,8 @@ class RunsTrainer:
     for m in due:
       row = m.row
       reset[row] = True
-      count = float(sums["count"][row])
-      record: dict[str, Any] = {
-          "step": m.step, "epoch": m.sampler.epoch,
-          "examples_seen": int(m.sampler.examples_seen), "wall_time": wall,
-          "batch_size": m.sampler.batch_size, "run": m.label,
-          "seed": int(m.spec.seed),
-          "hparams": {k: float(v) for k, v in m.spec.hparams.items()}}
-      for key in sums if count else ():
-        if key != "count":
-          record[f"train_{key}"] = float(sums[key][row]) / count
+      record = runs_io.base_record(m, wall)
+      record.update(runs_io.train_means(sums, row))
       if bad[row] >= 0 and not m.changed:
         if self.on_nonfinite == "raise":
           raise NonFiniteLossError(int(bad[row]), m.ckpt.latest_step()

@@ -15,8 +15,9 @@ import math
 import os
 from typing import Any, Iterable, Mapping, Sequence
 
-from nnopt.engine.resume import ResumeError
-from nnopt.engine.runs_group import RunSpec
+from nnopt.engine.checkpoint import Checkpointer
+from nnopt.engine.resume import ResumeError, resume_point
+from nnopt.engine.runs_group import RunSlot, RunSpec
 
 MANIFEST = "runs.json"
 
@@ -59,6 +60,41 @@ def check_manifest(workdir: str, specs: Sequence[RunSpec]) -> None:
                       "use a new workdir or the same sweep")
 
 
+def earliest_resume_step(workdir: str, specs: Sequence[RunSpec], *,
+                         num_steps: int | None, num_epochs: int | None
+                         ) -> int | None:
+  """The earliest step of the runs' newest intact checkpoints (None: none
+  has one); reads the files only. Raises :class:`ResumeError`."""
+  check_manifest(workdir, specs)
+  steps = []
+  for i, spec in enumerate(specs):
+    ckpt = Checkpointer(os.path.join(run_dir(workdir, spec.label(i)),
+                                     "checkpoints"))
+    point = resume_point(ckpt, num_steps=num_steps, num_epochs=num_epochs)
+    if point is not None:
+      steps.append(point.step)
+  return min(steps) if steps else None
+
+
+def base_record(slot: RunSlot, wall_time: float) -> dict[str, Any]:
+  """A run's record before its metrics: as a single run's, plus the run's
+  name, seed and hyperparameters."""
+  return {"step": slot.step, "epoch": slot.sampler.epoch,
+          "examples_seen": int(slot.sampler.examples_seen),
+          "wall_time": wall_time, "batch_size": slot.sampler.batch_size,
+          "run": slot.label, "seed": int(slot.spec.seed),
+          "hparams": {k: float(v) for k, v in slot.spec.hparams.items()}}
+
+
+def train_means(sums: Mapping[str, Any], row: int) -> dict[str, float]:
+  """``train_<metric>``: row ``row`` of the stacked sums over its count."""
+  count = float(sums["count"][row])
+  if not count:
+    return {}
+  return {f"train_{k}": float(v[row]) / count for k, v in sums.items()
+          if k != "count"}
+
+
 def append_record(workdir: str | None, label: str, record: Mapping[str, Any]
                   ) -> None:
   if not workdir:
@@ -96,5 +132,6 @@ def spread(histories: Iterable[Sequence[Mapping[str, Any]]], key: str
   return out
 
 
-__all__ = ["MANIFEST", "append_record", "check_manifest", "manifest",
-           "run_dir", "spread", "write_manifest"]
+__all__ = ["MANIFEST", "append_record", "base_record", "check_manifest",
+           "earliest_resume_step", "manifest", "run_dir", "spread",
+           "train_means", "write_manifest"]

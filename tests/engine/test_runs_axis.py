@@ -19,7 +19,7 @@ from nnopt import multilevel as ml
 from nnopt import noise_aware as na
 from nnopt import preconditioning as pc
 from nnopt.data import load_dataset
-from nnopt.engine.runs import RunSpec, RunsTrainer, with_injected
+from nnopt.engine.runs import RunSpec, RunsTrainer, runs_mesh, with_injected
 from nnopt.engine.runs_io import spread
 from nnopt.engine.trainer import Trainer
 from nnopt.hooks import Hook
@@ -35,7 +35,8 @@ def digits():
 
 
 def rel_diff(a, b) -> float:
-  return max(float(jnp.max(jnp.abs(x - y)) / (jnp.max(jnp.abs(y)) + 1e-12))
+  a, b = jax.device_get((a, b))
+  return max(float(np.max(np.abs(x - y)) / (np.max(np.abs(y)) + 1e-12))
              for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
@@ -250,3 +251,21 @@ def test_with_injected_sets_the_value_and_keeps_the_update():
   params = {"w": jnp.ones(3)}
   updates, _ = opt.update({"w": jnp.ones(3)}, opt.init(params), params)
   np.testing.assert_allclose(updates["w"], -0.25 * np.ones(3))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (8, 1), (4, 2), (2, 4)])
+def test_same_runs_on_one_device_and_on_runs_by_data_meshes(digits, shape):
+  assert len(jax.devices()) >= 8, "conftest sets 8 simulated CPU devices"
+  runs, data = shape
+  mesh = runs_mesh(runs, data, devices=jax.devices()[:runs * data])
+  factory, hparams = FACTORIES["msvag"]
+  specs = [RunSpec(seed=s, hparams=h) for s, h in zip((0, 1, 2),
+                                                      hparams + hparams[:1])]
+  slots = RunsTrainer(FNN(widths=(16, 10)), CE, factory, digits, runs=specs,
+                      batch_size=64, num_steps=STEPS, log_every=STEPS,
+                      mesh=mesh, progress=False).fit()
+  one = jax.sharding.Mesh(np.asarray(jax.devices()[:1]), ("data",))
+  for slot in slots:
+    _, run = _alone(FNN(widths=(16, 10)), digits,
+                    factory(**slot.spec.hparams), slot.spec.seed, mesh=one)
+    assert rel_diff(slot.params, run.state.params) <= 1e-5
