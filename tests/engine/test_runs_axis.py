@@ -269,3 +269,33 @@ def test_same_runs_on_one_device_and_on_runs_by_data_meshes(digits, shape):
     _, run = _alone(FNN(widths=(16, 10)), digits,
                     factory(**slot.spec.hparams), slot.spec.seed, mesh=one)
     assert rel_diff(slot.params, run.state.params) <= 1e-5
+
+
+def test_cabs_batch_sizes_per_run_match_runs_alone():
+  data = load_dataset("digits")
+  from nnopt.models import VGG  # pylint: disable=g-import-not-at-top
+  model = VGG(stages=((4,),), fc=(16,), n_classes=10)
+  lrs = {0: 0.3, 1: 0.1}
+  one = jax.sharding.Mesh(np.asarray(jax.devices()[:1]), ("data",))
+
+  def hook(seed):
+    return na.CABS(lrs[seed], m_min=16, m_max=512, c=50.0)
+
+  buckets = hook(0).buckets(num_devices=1)
+  kw = dict(batch_size=16, num_steps=30, buckets=buckets, progress=False)
+  slots = RunsTrainer(model, CE, lambda learning_rate: na.cabs_sgd(
+      learning_rate), data, runs=[RunSpec(s, {"learning_rate": lrs[s]})
+                                  for s in (0, 1)],
+                      hooks=lambda spec: [hook(spec.seed)],
+                      mesh=runs_mesh(1, 1, jax.devices()[:1]), **kw).fit()
+  for slot in slots:
+    alone = Trainer(model, CE, na.cabs_sgd(lrs[slot.spec.seed]), data,
+                    seed=slot.spec.seed, hooks=[hook(slot.spec.seed)],
+                    mesh=one, **kw)
+    run = alone.fit()
+    mine = [r["cabs_batch_size"] for r in slot.history]
+    assert mine == [r["cabs_batch_size"] for r in alone.history]
+    assert max(mine) > 16, "the test needs a growing batch"
+    assert rel_diff(slot.params, run.state.params) <= 1e-5
+  sizes = [[r["cabs_batch_size"] for r in s.history] for s in slots]
+  assert sizes[0] != sizes[1], "runs with their own batch sizes"
