@@ -27,14 +27,12 @@ momentum". ``--quick`` runs a tiny VGG on scikit-learn's 8×8 digits.
 """
 
 from nnopt.config import base_config
-from nnopt.config import table
 
 STEPS_PER_EPOCH = 390  # 50 000 // 128
 #: Exp1's ReduceLROnPlateau (spec-sensli P2/P16): PyTorch's rule on the test
 #: accuracy, factor 0.5, patience 10, counter reset after an insertion
-#: (:class:`nnopt.growth.ReduceLROnPlateau`). Used in the config once the
-#: configuration table names the hook ``reduce_on_plateau``; until then
-#: ``experiments/reproduce_sensli_cifar.py`` adds the hook to the exp1 runs.
+#: (:class:`nnopt.growth.ReduceLROnPlateau`, the config hook
+#: ``reduce_on_plateau``).
 PLATEAU = dict(name="reduce_on_plateau", options=dict(factor=0.5, patience=10))
 
 
@@ -44,7 +42,7 @@ def _sensli(at, **options):
 
 
 def _plateau():
-  return [PLATEAU] if PLATEAU["name"] in table.HOOKS else []
+  return [PLATEAU]
 
 
 def get_config():

@@ -130,11 +130,6 @@ def _full(out_dir: Path, claims: Claims) -> None:
       spec = config_lib.resolve(config, variant, overrides=[f"train.seed={seed}"])
       exp = config_lib.build(spec)
       extra = []
-      if variant.startswith("exp1") and not any(
-          isinstance(h, growth.ReduceLROnPlateau) for h in exp.hooks):
-        extra.append(growth.ReduceLROnPlateau(
-            exp.dataset.x_test, exp.dataset.y_test,
-            lambda lr: optax.sgd(lr), spec["optimizer"]["learning_rate"]))
       if variant == "exp5_li":
         extra.append(_GradNormProbe(CE, exp.dataset.x_train, exp.dataset.y_train))
       trainer = exp.trainer(str(out_dir / f"{variant}_s{seed}"), progress=True)

@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 
 import optax
 
-from nnopt.growth import SensLI
+from nnopt.growth import ReduceLROnPlateau, SensLI
 from nnopt.models.odenet import odenet_regularizer
 from nnopt.multilevel import MLSGDHook
 from nnopt.multilevel.levels import level_models, network_mgopt
@@ -115,6 +115,24 @@ def sensli_hook(*, at_epochs: Sequence[int] = (), lr_factor: float = 1.0,
                 resnet_w1_scale=resnet_w1_scale)
 
 
+def reduce_on_plateau_hook(*, factor: float = 0.5, patience: int = 10,
+                           threshold: float = 1e-4, min_lr: float = 0.0,
+                           dataset: Any, run_learning_rate: Any,
+                           make_optimizer: Callable[
+                               [float], optax.GradientTransformation]
+                           ) -> ReduceLROnPlateau:
+  """PyTorch's ReduceLROnPlateau on the test accuracy (SensLI Exp1; hooks:
+  ``[{'name': 'reduce_on_plateau', 'options': {...}}]``); rebuilds the run's
+  optimizer at the reduced rate, so it needs a constant learning rate."""
+  if callable(run_learning_rate) or run_learning_rate is None:
+    raise ValueError("reduce_on_plateau needs a constant learning_rate in the "
+                     "config")
+  return ReduceLROnPlateau(dataset.x_test, dataset.y_test, make_optimizer,
+                           float(run_learning_rate), factor=factor,
+                           patience=patience, threshold=threshold,
+                           min_lr=min_lr)
+
+
 def mlsgd_hook(*, hierarchy: str = "depth", epochs=(7, 5, 3),
                n_cycles: int | None = None, lr: float = 0.05,
                decay_every: int | None = None, decay: float = 0.7,
@@ -146,4 +164,4 @@ def mlsgd_hook(*, hierarchy: str = "depth", epochs=(7, 5, 3),
                    n_cycles=n_cycles)
 
 
-__all__ = ["mgopt", "mlsgd_hook", "sensli_hook"]
+__all__ = ["mgopt", "mlsgd_hook", "reduce_on_plateau_hook", "sensli_hook"]

@@ -92,6 +92,7 @@ HOOKS: dict[str, Callable[..., Any]] = {
     "mlsgd": adapters.mlsgd_hook,         # MLSGD thesis (nnopt.multilevel)
     "cabs": na.CABS,                      # Balles ch. 4 (nnopt.noise_aware)
     "competitor": na.Competitor,
+    "reduce_on_plateau": adapters.reduce_on_plateau_hook,  # SensLI Exp1
 }
 
 _TABLES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "model": MODELS,
