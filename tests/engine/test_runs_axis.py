@@ -7,6 +7,7 @@ run's seed and hyperparameters (relative parameter difference <= 1e-5 after
 
 import json
 import os
+import signal
 
 import jax
 import jax.numpy as jnp
@@ -21,6 +22,7 @@ from nnopt import preconditioning as pc
 from nnopt.data import load_dataset
 from nnopt.engine.runs import RunSpec, RunsTrainer, runs_mesh, with_injected
 from nnopt.engine.runs_io import spread
+from nnopt.engine.signals import Interrupted
 from nnopt.engine.trainer import Trainer
 from nnopt.hooks import Hook
 from nnopt.models import FNN
@@ -299,3 +301,32 @@ def test_cabs_batch_sizes_per_run_match_runs_alone():
     assert rel_diff(slot.params, run.state.params) <= 1e-5
   sizes = [[r["cabs_batch_size"] for r in s.history] for s in slots]
   assert sizes[0] != sizes[1], "runs with their own batch sizes"
+
+
+class _SignalAt(Hook):
+  def __init__(self, step):
+    self.at = step
+
+  def on_step(self, run, metrics):
+    if run.step == self.at:
+      os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_sigint_saves_every_run_and_resume_finishes_them(digits, tmp_path):
+  model = FNN(widths=(16, 10))
+  specs = [RunSpec(s, {"learning_rate": 1e-2}) for s in (0, 1)]
+  factory = lambda learning_rate: optax.adam(learning_rate)
+  kw = dict(runs=specs, batch_size=64, num_steps=30, log_every=5,
+            checkpoint_every=10, workdir=str(tmp_path / "w"), progress=False)
+  fired = _SignalAt(13)
+  with pytest.raises(Interrupted) as e:
+    RunsTrainer(model, CE, factory, digits,
+                hooks=lambda spec: [fired] if spec.seed == 0 else [],
+                **kw).fit()
+  assert e.value.checkpoint_step == 13
+  resumed = RunsTrainer(model, CE, factory, digits, **kw).fit(resume=True)
+  straight = RunsTrainer(model, CE, factory, digits,
+                         **{**kw, "workdir": str(tmp_path / "s")}).fit()
+  for a, b in zip(resumed, straight):
+    assert a.step == 30
+    assert rel_diff(a.params, b.params) <= 1e-6
