@@ -12,8 +12,11 @@ from nnopt.config import base_config
 
 
 def _mlsgd(epochs=(3, 7), **options):
-  return [dict(name="mlsgd", options=dict(hierarchy="resolution", epochs=epochs,
-                                          n_cycles=23, **options))]
+  """An MLSGD variant (engine evaluation only at the end, as in
+  ``mlsgd_depth.py``)."""
+  return dict(train=dict(eval_every=None), hooks=[dict(
+      name="mlsgd", options=dict(hierarchy="resolution", epochs=epochs,
+                                 n_cycles=23, **options))])
 
 
 def get_config():
@@ -34,23 +37,24 @@ def get_config():
   decay = dict(schedule="exponential_decay", init_value=0.1,
                transition_steps=50 * 200, decay_rate=0.7, staircase=True)
   config.variants = dict(
-      mlsgd_const=dict(hooks=_mlsgd(lr=0.05)),
-      mlsgd_const_swapped=dict(hooks=_mlsgd(epochs=(7, 3), lr=0.05)),
-      mlsgd_decay=dict(hooks=_mlsgd(lr=0.1, decay_every=50)),
-      mlsgd_decay_swapped=dict(hooks=_mlsgd(epochs=(7, 3), lr=0.1, decay_every=50)),
+      mlsgd_const=_mlsgd(lr=0.05),
+      mlsgd_const_swapped=_mlsgd(epochs=(7, 3), lr=0.05),
+      mlsgd_decay=_mlsgd(lr=0.1, decay_every=50),
+      mlsgd_decay_swapped=_mlsgd(epochs=(7, 3), lr=0.1, decay_every=50),
       sgd_const=dict(train=dict(num_epochs=100)),
       sgd_decay=dict(train=dict(num_epochs=100), optimizer=dict(learning_rate=decay)),
-      gc_det=dict(hooks=_mlsgd(lr=0.1, variant="det")),
-      gc_det_vr=dict(hooks=_mlsgd(lr=0.1, variant="det_vr")),
-      gc_stoch=dict(hooks=_mlsgd(lr=0.1, variant="stoch")),
-      gc_stoch_vr=dict(hooks=_mlsgd(lr=0.1, variant="stoch_vr")),
+      gc_det=_mlsgd(lr=0.1, variant="det"),
+      gc_det_vr=_mlsgd(lr=0.1, variant="det_vr"),
+      gc_stoch=_mlsgd(lr=0.1, variant="stoch"),
+      gc_stoch_vr=_mlsgd(lr=0.1, variant="stoch_vr"),
   )
   config.variant_order = list(config.variants)
+  # --quick: the same schedules (cycles, epochs per level, step sizes) on
+  # scikit-learn's digits with a tiny network and 3 batches per epoch; the
+  # hooks stay the variants' own.
   config.quick = dict(
       dataset=dict(name="digits", augment=None, augment_options={}),
       model=dict(options=dict(channels=(4, 8, 8), layers_per_block=2,
                               res_param="mlsgd_basis", connect_norm="tv")),
-      train=dict(batch_size=50, eval_every=None, log_every=10),
-      hooks=[dict(name="mlsgd", options=dict(hierarchy="resolution",
-                                             epochs=(1, 1), n_cycles=1))])
+      train=dict(batch_size=479, log_every=10))
   return config

@@ -11,13 +11,14 @@
   :func:`algorithm4`, :func:`algorithm5`, :func:`two_level`, :func:`vcycle`;
   coarse networks :func:`depth_coarse_model` (half the residual layers, step
   2h) and :func:`network_coarse_loss` (its loss on a batch).
-* MLSGD (MLSGD thesis): :func:`mlsgd`, :class:`MLSGDConfig`,
-  :class:`LevelProblem` (pure, :mod:`~nnopt.multilevel.mlsgd`); the level
-  direction :func:`mlsgd_direction` and the per-step angle condition
+* MLSGD (MLSGD thesis): the settings :class:`MLSGDConfig` and the pure
+  pieces :func:`angle_ok`, :func:`gates_ok`, :func:`full_gradient`
+  (:mod:`~nnopt.multilevel.mlsgd`); the level direction
+  :func:`mlsgd_direction` and the per-step angle condition
   :func:`angle_guard` as optax transforms
-  (:mod:`~nnopt.multilevel.mlsgd_transforms`); :class:`MLSGDHook`, the
-  engine adapter that runs V-cycles in the training loop
-  (:mod:`~nnopt.multilevel.hook`).
+  (:mod:`~nnopt.multilevel.mlsgd_transforms`); :class:`MLSGDHook`, which
+  runs the V-cycles in the engine's training loop
+  (:mod:`~nnopt.multilevel.hook`; there is no second driver).
 * one network's levels (:mod:`~nnopt.multilevel.levels`): :func:`level_models`
   for MLSGD and :func:`network_mgopt`, MG/Opt around any optax smoother.
 """
@@ -34,9 +35,8 @@ from nnopt.multilevel.levels import level_models, network_mgopt
 from nnopt.multilevel.mgopt import (History, Quadratic, algorithm4, algorithm5,
                                     exact_quadratic_cgc, galerkin_quadratic,
                                     two_level, vcycle)
-from nnopt.multilevel.mlsgd import (LevelProblem, MLSGDConfig, MLSGDResult,
-                                    angle_ok, full_gradient, gates_ok, mlsgd,
-                                    sgd_baseline)
+from nnopt.multilevel.mlsgd import (MLSGDConfig, angle_ok, full_gradient,
+                                    gates_ok)
 from nnopt.multilevel.mlsgd_transforms import (AngleGuardState,
                                                MLSGDDirectionState,
                                                angle_guard, mlsgd_direction)

@@ -21,14 +21,22 @@ Coarse models see the fine data set (e.g. an ``ODEResNet`` with
 ``value_fn`` extra arg. Full gradients for the correction, the gates and the
 angle condition are computed by the hook over the training set.
 
-The angle condition (3.3) works as in :func:`nnopt.multilevel.mlsgd.mlsgd`:
-``'per_step'`` checks every step inside the jitted step
+The angle condition (3.3) (Algorithm 5: a rejected step ends the level and
+returns its last accepted iterate): ``'per_step'`` checks every step inside the jitted step
 (:func:`~nnopt.multilevel.mlsgd_transforms.angle_guard`; a rejected step and
 every later step of the level are zero updates) and the hook reads the accept
 flag once per epoch; ``'per_epoch'`` checks at the
 epoch end and restores the epoch's start point. A rejection ends the level's
 loop. With the checks and the gates off the loop reads nothing back from the
 device.
+
+Evaluation: the engine evaluates whatever level is current; the thesis
+evaluates the fine model after every fine-level epoch. ``evaluate`` (a
+function of the fine parameters) is called at the end of each fine-level
+epoch, before the hook switches levels, and its metrics go into that step's
+record as ``fine_<name>``. ``record_grad_norm`` keeps ‖∇F_L(w_{L,k,0})‖² at
+every cycle start (the quantity of the thesis's convergence bounds, Table 3.1)
+in ``grad_norm2`` and the record's ``mlsgd_grad_norm2``.
 """
 
 from __future__ import annotations
@@ -72,10 +80,17 @@ class MLSGDHook(Hook):
     grad_chunk: chunk size of the full-gradient passes.
     n_cycles: stop the run (``run.stop``) on the fine level after this many
       cycles, so that the final evaluation sees the fine model.
+    evaluate: fine params → metrics, after every fine-level epoch (also an
+      attribute that may be set after construction, e.g. on a hook built
+      from a config).
+    record_grad_norm: compute ‖∇F_L‖² over the training set at every cycle
+      start (needs ``loss=`` and ``dataset=``).
 
   Counters: ``switches`` ((step, level) per level entered), ``level_epochs``,
-  ``rejected`` (levels ended by (3.3)) and ``lowest`` (the coarsest level of
-  each cycle); the metrics get ``mlsgd_level`` and ``mlsgd_rejected``.
+  ``rejected`` (levels ended by (3.3)), ``lowest`` (the coarsest level of
+  each cycle) and ``grad_norm2``; the metrics get ``mlsgd_level``,
+  ``mlsgd_rejected``, ``mlsgd_cycle`` (on the fine level's records) and
+  ``fine_*``.
   """
 
   def __init__(self, models: Sequence[nn.Module], transfers: Sequence[Transfer],
@@ -87,23 +102,24 @@ class MLSGDHook(Hook):
                first_cycle_no_gc: bool = True, angle_check: str = "off",
                mu: float = 0.0, eta: float | None = None,
                eps: float | None = None, grad_chunk: int = 1000,
-               seed: int = 0, n_cycles: int | None = None):
+               seed: int = 0, n_cycles: int | None = None,
+               evaluate: Callable[[Any], dict[str, float]] | None = None,
+               record_grad_norm: bool = False):
     if len(transfers) != len(models) - 1 or len(epochs) != len(models):
       raise ValueError("MLSGDHook needs one transfer less than models and one "
                        "epoch count per level")
-    if sum(epochs) < 1:
-      raise ValueError("MLSGDHook needs at least one epoch per cycle")
-    # The driver's settings (batch_size: the trainer's; n_cycles 0: no end).
     self.config = MLSGDConfig(
-        epochs=tuple(epochs), n_cycles=n_cycles or 0, batch_size=0, lr=lr,
+        epochs=tuple(epochs), n_cycles=n_cycles, lr=lr,
         variant=variant, lam=lam, stoch_fraction=stoch_fraction,
         coarse_term=coarse_term, first_cycle_no_gc=first_cycle_no_gc,
         angle_check=angle_check, mu=mu, eta=eta, eps=eps, grad_chunk=grad_chunk)
     self.config.validate(len(models))
     self.checks = angle_check != "off" or eta is not None or eps is not None
-    if (variant != "none" or self.checks) and (loss is None or dataset is None):
-      raise ValueError("gradient correction, gates and the angle condition "
-                       "need loss= and dataset=")
+    if ((variant != "none" or self.checks or record_grad_norm)
+        and (loss is None or dataset is None)):
+      raise ValueError("gradient correction, gates, the angle condition and "
+                       "record_grad_norm need loss= and dataset=")
+    self.evaluate, self.record_grad_norm = evaluate, record_grad_norm
     self.models, self.transfers, self.epochs = list(models), list(transfers), list(epochs)
     self.lr = lr if callable(lr) else (lambda _: lr)
     self.loss, self.dataset, self.variant = loss, dataset, variant
@@ -136,6 +152,7 @@ class MLSGDHook(Hook):
     self.level_epochs = [0] * len(models)
     self.rejected = 0
     self.lowest: list[int] = []
+    self.grad_norm2: list[float] = []
 
   @classmethod
   def from_config(cls, models: Sequence[nn.Module],
@@ -143,8 +160,7 @@ class MLSGDHook(Hook):
                   loss: Loss | None = None, dataset=None,
                   regularizer: Callable[[Any], jax.Array] | None = None,
                   seed: int = 0) -> "MLSGDHook":
-    """The hook with the settings of the jitted driver's ``config`` (the
-    trainer's batch size replaces ``config.batch_size``)."""
+    """The hook with the settings of ``config``."""
     c = config
     return cls(models, transfers, c.epochs, lr=c.lr, loss=loss,
                dataset=dataset, variant=c.variant, lam=c.lam,
@@ -235,6 +251,11 @@ class MLSGDHook(Hook):
       G = self._full_gradient(self.top, params, self.zeta)
     elif use_gc or self.checks:
       G = self._full_gradient(self.top, params)
+    if self.record_grad_norm:
+      full = (G if G is not None and self.zeta is None
+              else self._full_gradient(self.top, params))
+      self.grad_norm2.append(float(otu.tree_norm(full)) ** 2)
+      run.log["mlsgd_grad_norm2"] = self.grad_norm2[-1]
     self.c, self.fine_grad = {self.top: G}, G
     lowest = self.top
     while lowest > 0:
@@ -258,6 +279,8 @@ class MLSGDHook(Hook):
     level = self.level
     self.left -= 1
     self.level_epochs[level] += 1
+    if level == self.top:
+      run.log["mlsgd_cycle"] = self.cycle
     active = True
     if self.angle_check == "per_step":
       active = bool(jax.device_get(run.state.opt_state.active))
@@ -269,6 +292,9 @@ class MLSGDHook(Hook):
     if not active:
       self.rejected += 1
       run.log["mlsgd_rejected"] = self.rejected
+    if level == self.top and self.evaluate is not None:
+      run.log.update({f"fine_{k}": v
+                      for k, v in self.evaluate(run.params).items()})
     if active and self.left > 0:
       run.replace(opt_state=self._with_lr(run.state.opt_state, run.epoch))
       self.epoch_start = run.params

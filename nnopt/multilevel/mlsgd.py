@@ -1,4 +1,5 @@
-"""Multilevel SGD (MLSGD thesis Algorithms 4/5, spec-mlsgd §1.6).
+"""Multilevel SGD (MLSGD thesis Algorithms 4/5, spec-mlsgd §1.6): settings and
+the pure pieces of a V-cycle.
 
 A V-cycle restricts the fine weights all the way down (no pre-smoothing),
 runs T_0 epochs of SGD on the coarsest level, then on the way up adds the
@@ -13,25 +14,24 @@ c_l = (P_{l+1}⋯P_L)ᵀ G_L with G_L the fine gradient at the cycle start):
 * ``'det_vr'`` / ``'stoch_vr'``: d = ∇F_l(w; B) − ∇F_l(w0_l; B) + c_l +
   λ(w − w0_l) (SVRG with snapshot w0_l on every level, (3.21)).
 
-Options: the angle condition (3.3) per step or per epoch (a rejected step
-ends the level's loop), the recursion gates (3.4)/(3.5), the first cycle
-without correction, and the coarse term of stochastic GC (``'full'`` or the
-``'same_sample'`` ζ). Each level's epoch is one jitted ``lax.scan``.
+The V-cycles run in the engine's training loop through
+:class:`nnopt.multilevel.hook.MLSGDHook`, whose level direction is the optax
+transform :func:`nnopt.multilevel.mlsgd_transforms.mlsgd_direction`. This
+module holds what they share: the settings (:class:`MLSGDConfig`), the angle
+condition (3.3) (:func:`angle_ok`), the recursion gates (3.4)/(3.5)
+(:func:`gates_ok`) and chunked full gradients (:func:`full_gradient`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import time
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax.tree_utils as otu
-
-from nnopt.multilevel.transfer import Transfer, compose
 
 PyTree = Any
 LossFn = Callable[[PyTree, jax.Array, jax.Array, jax.Array], jax.Array]
@@ -39,28 +39,15 @@ VARIANTS = ("none", "det", "det_vr", "stoch", "stoch_vr")
 ANGLE_CHECKS = ("off", "per_step", "per_epoch")
 
 
-class LevelProblem(NamedTuple):
-  """One level: its loss and its (restricted) training data.
-
-  Attributes:
-    loss_fn: ``(params, x, y, weights) -> weighted mean loss`` (with the
-      level's regularizers).
-    x, y: the level's training inputs and targets.
-  """
-
-  loss_fn: LossFn
-  x: Any
-  y: Any
-
-
 @dataclasses.dataclass(frozen=True)
 class MLSGDConfig:
   """MLSGD settings (defaults of spec-mlsgd §1.7 where the thesis gives them).
 
+  The mini-batch size is the trainer's (the same on every level).
+
   Attributes:
     epochs: T_l per level, ordered coarsest → finest (depth: (7, 5, 3)).
-    n_cycles: V-cycles K_L.
-    batch_size: mini-batch size on every level.
+    n_cycles: V-cycles K_L (None: until the trainer stops).
     lr: step size, float or a function of the global epoch count (all levels).
     variant: one of VARIANTS.
     lam: λ of the step-size regularization (only with gradient correction).
@@ -75,8 +62,7 @@ class MLSGDConfig:
   """
 
   epochs: tuple[int, ...]
-  n_cycles: int
-  batch_size: int
+  n_cycles: int | None = None
   lr: float | Callable[[int], float] = 0.05
   variant: str = "none"
   lam: float = 5.0
@@ -100,6 +86,8 @@ class MLSGDConfig:
     if len(self.epochs) != num_levels:
       raise ValueError(f"epochs has {len(self.epochs)} entries for "
                        f"{num_levels} levels (order: coarsest → finest)")
+    if sum(self.epochs) < 1:
+      raise ValueError("MLSGD needs at least one epoch per cycle")
 
 
 # -- pure pieces ------------------------------------------------------------------
@@ -153,194 +141,5 @@ def _chunked_grad(loss_fn, params, x, y, idx, w, n):
   return jax.lax.scan(body, otu.tree_zeros_like(params), (idx, w))[0]
 
 
-def make_epoch_fn(loss_fn: LossFn, prolong_to_top: Callable[[PyTree], PyTree],
-                  *, vr: bool, angle_check: str, mu: float, batch_size: int):
-  """One jitted epoch of level-l SGD with the MLSGD direction.
-
-  Returns ``epoch(params, ref, shift, lam, fine_grad, lr, perm, x, y, active)
-  -> (params, active, accepted_steps)``: d = ∇F(w;B) + shift + lam (w − ref)
-  [− ∇F(ref;B) if vr]; with the angle check a rejected step (or epoch) keeps
-  the last accepted iterate and clears ``active``.
-  """
-  grad = jax.grad(loss_fn)
-
-  def direction(w, ref, shift, lam, xb, yb, wb):
-    d = otu.tree_add(grad(w, xb, yb, wb), shift)
-    if vr:
-      d = otu.tree_sub(d, grad(ref, xb, yb, wb))
-    return otu.tree_add_scale(d, lam, otu.tree_sub(w, ref))
-
-  def accept(w_new, ref, fine_grad):
-    if angle_check == "off":
-      return jnp.ones((), bool)
-    return angle_ok(fine_grad, prolong_to_top(otu.tree_sub(w_new, ref)), mu)
-
-  @jax.jit
-  def epoch(params, ref, shift, lam, fine_grad, lr, perm, x, y, active):
-    steps = perm.shape[0] // batch_size
-    batches = perm[:steps * batch_size].reshape(steps, batch_size)
-    ones = jnp.ones((batch_size,), jnp.float32)
-
-    def body(carry, idx):
-      w, active, count = carry
-      d = direction(w, ref, shift, lam, x[idx], y[idx], ones)
-      w_new = otu.tree_add_scale(w, -lr, d)
-      ok = active
-      if angle_check == "per_step":
-        ok = ok & accept(w_new, ref, fine_grad)
-      w = otu.tree_where(ok, w_new, w)
-      return (w, ok, count + ok.astype(jnp.int32)), None
-
-    start = params
-    (w, active_out, count), _ = jax.lax.scan(
-        body, (params, active, jnp.zeros((), jnp.int32)), batches)
-    if angle_check == "per_epoch":
-      ok = accept(w, ref, fine_grad) & active
-      w = otu.tree_where(ok, w, start)
-      active_out, count = ok, jnp.where(ok, count, 0)
-    return w, active_out, count
-
-  return epoch
-
-
-# -- the driver -----------------------------------------------------------------
-
-
-class MLSGDResult(NamedTuple):
-  """Final fine parameters and the log (one record per fine-level epoch)."""
-
-  params: PyTree
-  log: list[dict[str, Any]]
-  level_epochs: list[int]
-  level_time: list[float]
-
-
-def mlsgd(problems: Sequence[LevelProblem], transfers: Sequence[Transfer],
-          params: PyTree, cfg: MLSGDConfig, seed: int = 0, *,
-          evaluate: Callable[[PyTree], dict[str, float]] | None = None,
-          time_limit: float | None = None,
-          permutation: Callable[[int], np.ndarray] | None = None
-          ) -> MLSGDResult:
-  """Runs ``cfg.n_cycles`` MLSGD V-cycles (spec-mlsgd §1.6).
-
-  Args:
-    problems: one per level, ordered coarsest → finest (level l = index).
-    transfers: ``transfers[l]`` maps level l + 1 (fine) to level l (coarse).
-    params: fine (level L) initial parameters.
-    cfg: settings.
-    seed: data order and stochastic-GC samples.
-    evaluate: fine params → metrics, called after every fine-level epoch.
-    time_limit: stop after this many seconds (checked per epoch).
-    permutation: global epoch index → the order of that epoch's examples
-      (default: draws from ``seed``); e.g. ``EpochSampler(n, b,
-      seed=s).permutation`` replays the data order of the engine's loop.
-  """
-  L = len(problems) - 1
-  cfg.validate(len(problems))
-  if len(transfers) != L:
-    raise ValueError(f"{len(problems)} levels need {L} transfers")
-  problems = [p._replace(x=jnp.asarray(p.x), y=jnp.asarray(p.y))
-              for p in problems]
-  rng = np.random.default_rng(seed)
-  lr_of = cfg.lr if callable(cfg.lr) else (lambda _: cfg.lr)
-  up = [compose(*reversed(transfers[l:])).prolong for l in range(L + 1)]
-  gc_variant = cfg.variant != "none"
-  vr = cfg.variant.endswith("_vr")
-  epoch_fns: dict[tuple[int, bool], Callable] = {}
-
-  def epoch_fn(l, use_vr):
-    if (l, use_vr) not in epoch_fns:
-      epoch_fns[(l, use_vr)] = make_epoch_fn(
-          problems[l].loss_fn, up[l], vr=use_vr, angle_check=cfg.angle_check,
-          mu=cfg.mu, batch_size=cfg.batch_size)
-    return epoch_fns[(l, use_vr)]
-
-  log: list[dict[str, Any]] = []
-  level_epochs, level_time = [0] * (L + 1), [0.0] * (L + 1)
-  global_epoch, rejected = 0, 0
-  t0 = time.perf_counter()
-  checks = cfg.angle_check != "off" or cfg.eta is not None or cfg.eps is not None
-  for k in range(cfg.n_cycles):
-    use_gc = gc_variant and not (cfg.first_cycle_no_gc and k == 0)
-    top = problems[L]
-    w0 = {L: params}
-    G_L = None
-    if use_gc and cfg.variant.startswith("stoch"):
-      m = max(1, int(round(cfg.stoch_fraction * len(top.x))))
-      zeta = rng.choice(len(top.x), m, replace=False)
-      G_L = full_gradient(top.loss_fn, params, top.x, top.y, cfg.grad_chunk, zeta)
-    elif use_gc or checks:
-      zeta = None
-      G_L = full_gradient(top.loss_fn, params, top.x, top.y, cfg.grad_chunk)
-    c = {L: G_L}
-    lowest = L
-    while lowest > 0:
-      l = lowest
-      restricted = None if c[l] is None else transfers[l - 1].restrict_grad(c[l])
-      if c[l] is not None and not gates_ok(c[l], restricted, cfg.eta, cfg.eps):
-        break
-      w0[l - 1] = transfers[l - 1].restrict_params(w0[l])
-      c[l - 1] = restricted
-      lowest -= 1
-    zeros_like = otu.tree_zeros_like
-    w = w0[lowest]
-    for l in range(lowest, L + 1):
-      if l > lowest:
-        s = otu.tree_sub(w, w0[l - 1])
-        w = otu.tree_add(w0[l], transfers[l - 1].prolong(s))
-      prob = problems[l]
-      if use_gc and vr:
-        shift, lam, use_vr = c[l], (cfg.lam if l < L else 0.0), True
-      elif use_gc and l < L:
-        if cfg.variant == "stoch" and cfg.coarse_term == "same_sample":
-          idx = zeta
-          coarse_x = compose(*reversed(transfers[l:])).restrict_inputs(top.x[idx])
-          g_ref = full_gradient(prob.loss_fn, w0[l], coarse_x, top.y[idx],
-                                cfg.grad_chunk)
-        else:
-          g_ref = full_gradient(prob.loss_fn, w0[l], prob.x, prob.y,
-                                cfg.grad_chunk)
-        shift, lam, use_vr = otu.tree_sub(c[l], g_ref), cfg.lam, False
-      else:
-        shift, lam, use_vr = zeros_like(w), 0.0, False
-      fine_grad = G_L if G_L is not None else zeros_like(params)
-      active = jnp.ones((), bool)
-      fn = epoch_fn(l, use_vr)
-      for _ in range(cfg.epochs[l]):
-        if not bool(active):
-          break
-        t_start = time.perf_counter()
-        perm = jnp.asarray(rng.permutation(len(prob.x)) if permutation is None
-                           else permutation(global_epoch))
-        w, active, count = fn(w, w0[l], shift, lam, fine_grad,
-                              jnp.asarray(lr_of(global_epoch), jnp.float32),
-                              perm, prob.x, prob.y, active)
-        jax.block_until_ready(w)
-        level_time[l] += time.perf_counter() - t_start
-        level_epochs[l] += 1
-        global_epoch += 1
-        rejected += int(not bool(active))
-        if l == L:
-          record = {"cycle": k, "global_epoch": global_epoch,
-                    "fine_epoch": level_epochs[L],
-                    "wall_time": time.perf_counter() - t0,
-                    "level_epochs": list(level_epochs),
-                    "accepted_steps": int(count), "rejected": rejected}
-          if evaluate is not None:
-            record.update(evaluate(w))
-          log.append(record)
-        if time_limit is not None and time.perf_counter() - t0 > time_limit:
-          return MLSGDResult(w if l == L else params, log, level_epochs,
-                             level_time)
-    params = w
-  return MLSGDResult(params, log, level_epochs, level_time)
-
-
-def sgd_baseline(problem: LevelProblem, params: PyTree, *, epochs: int,
-                 batch_size: int, lr: float | Callable[[int], float],
-                 seed: int = 0,
-                 evaluate: Callable[[PyTree], dict[str, float]] | None = None
-                 ) -> MLSGDResult:
-  """Plain SGD with the same epoch function and evaluation cadence."""
-  cfg = MLSGDConfig(epochs=(epochs,), n_cycles=1, batch_size=batch_size, lr=lr)
-  return mlsgd([problem], [], params, cfg, seed, evaluate=evaluate)
+__all__ = ["ANGLE_CHECKS", "MLSGDConfig", "VARIANTS", "angle_ok",
+           "full_gradient", "gates_ok"]

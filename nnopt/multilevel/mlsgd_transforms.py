@@ -6,8 +6,7 @@ SVRG-style variance reduction); :func:`angle_guard` wraps any transformation
 and zeroes an update that would violate the angle condition (3.3) on the top
 level. Both read their per-level settings (reference point, shift, λ, the fine
 gradient) from their states, which :class:`nnopt.multilevel.hook.MLSGDHook`
-sets at every level switch; :func:`nnopt.multilevel.mlsgd.mlsgd` is the same
-algorithm as one jitted driver.
+sets at every level switch.
 """
 
 from __future__ import annotations
@@ -121,7 +120,8 @@ def angle_guard(inner: optax.GradientTransformation,
 
   with P the prolongation to the finest level. A rejected update becomes
   zero (the inner state is kept) and clears ``active``; while ``active`` is
-  False every update is zero, as in :func:`nnopt.multilevel.mlsgd.mlsgd`.
+  False every update is zero (Algorithm 5: the level returns its last
+  accepted iterate).
   The caller sets ``ref``, ``fine_grad`` and ``active`` in the state.
 
   References:

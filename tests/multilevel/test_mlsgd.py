@@ -1,17 +1,22 @@
-"""MLSGD driver, engine hook, ODE-ResNet counts and the README loop."""
+"""MLSGD in the engine (closed forms and numpy loops), ODE-ResNet counts and
+the README loop."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import flax.linen as nn
 import pytest
 
+from nnopt.data import Dataset, EpochSampler
+from nnopt.engine.trainer import Trainer
+from nnopt.losses import softmax_cross_entropy, squared_error
 from nnopt.models import count_params
 from nnopt.models.odenet import ODEResNet
-from nnopt.multilevel import (LevelProblem, MLSGDConfig, Transfer,
+from nnopt.multilevel import (MLSGDConfig, MLSGDHook, Transfer,
                               check_transfer, coarse_grid_correction_transform,
-                              depth_transfer, full_gradient, identity_transfer,
-                              matrix_transfer, mlsgd, sgd_baseline)
+                              depth_transfer, identity_transfer,
+                              matrix_transfer)
 
 
 @pytest.mark.parametrize("kwargs,count", [
@@ -48,111 +53,151 @@ def test_odenet_residual_layer_matches_explicit_formula(numpy_params):
   np.testing.assert_allclose(got, want, atol=1e-5)
 
 
-def linear_problem(n=64, d=6, seed=0):
+class Linear(nn.Module):
+  """y = (x Rᵀ) w: ``R`` (a tuple of rows) gives a coarse model its own
+  features of the fine inputs; None is the fine model."""
+
+  dim: int
+  R: tuple | None = None
+
+  @nn.compact
+  def __call__(self, x):
+    w = self.param("w", nn.initializers.zeros, (self.dim,))
+    if self.R is not None:
+      x = x @ jnp.asarray(self.R, x.dtype).T
+    return (x @ w)[:, None]
+
+
+def linear_data(n=64, d=6, seed=0):
   rng = np.random.default_rng(seed)
   X = rng.normal(size=(n, d)).astype(np.float32)
   y = (X @ rng.normal(size=d) + 0.1 * rng.normal(size=n)).astype(np.float32)
+  return Dataset(X, y[:, None], X[:8], y[:8, None], "toy", None, "regression")
 
-  def loss(p, x, t, w):
-    return jnp.sum(w * (x @ p["w"] - t) ** 2) / jnp.sum(w)
 
-  return LevelProblem(loss, X, y)
+def grad_np(X, y, w):
+  """∇ of mean ½(Xw − y)² (numpy)."""
+  return X.T @ (X @ w - y) / len(X)
+
+
+def fit(model, ds, hooks, batch_size, params, num_epochs=1000, seed=3):
+  trainer = Trainer(model, squared_error, optax.sgd(0.0), ds,
+                    batch_size=batch_size, num_epochs=num_epochs, hooks=hooks,
+                    params=params, model_state={}, seed=seed, progress=False)
+  return trainer, trainer.fit()
 
 
 def test_identity_hierarchy_without_gc_equals_sgd():
-  prob = linear_problem()
-  p0 = {"w": jnp.zeros(6)}
-  cfg = MLSGDConfig(epochs=(1, 1), n_cycles=2, batch_size=8, lr=0.05)
-  ml = mlsgd([prob, prob], [identity_transfer()], p0, cfg, seed=3)
-  sgd = sgd_baseline(prob, p0, epochs=4, batch_size=8, lr=0.05, seed=3)
-  np.testing.assert_allclose(ml.params["w"], sgd.params["w"], atol=1e-5)
-  assert ml.level_epochs == [2, 2] and len(ml.log) == 2
+  """Two identical levels, no correction: 2 cycles of (1, 1) epochs are 4
+  epochs of SGD in the engine's data order (numpy loop)."""
+  ds = linear_data()
+  model = Linear(6)
+  hook = MLSGDHook([model, model], [identity_transfer()], (1, 1), lr=0.05,
+                   n_cycles=2)
+  _, run = fit(model, ds, [hook], 8, {"w": jnp.zeros(6)})
+  X, y = ds.x_train.astype(np.float64), ds.y_train[:, 0].astype(np.float64)
+  order, w = EpochSampler(64, 8, seed=3).permutation, np.zeros(6)
+  for epoch in range(4):
+    for idx in order(epoch).reshape(-1, 8):
+      w = w - 0.05 * grad_np(X[idx], y[idx], w)
+  np.testing.assert_allclose(run.params["w"], w, atol=1e-5)
+  assert hook.level_epochs == [2, 2] and run.step == 32
 
 
 def test_det_vr_full_batch_is_gradient_descent():
-  """With B = N, det+VR on the top level is GD (SVRG terms cancel exactly)."""
-  prob = linear_problem()
-  p0 = {"w": jnp.ones(6)}
-  cfg = MLSGDConfig(epochs=(1, 3), n_cycles=2, batch_size=64, lr=0.1,
-                    variant="det_vr", lam=0.0)
-  ml = mlsgd([prob, prob], [identity_transfer()], p0, cfg)
-  w = p0
-  grad = jax.grad(prob.loss_fn)
-  ones = jnp.ones(64)
+  """With B = N, det+VR on the top level is GD (SVRG terms cancel exactly);
+  on the identical coarse level with λ = 0 it is GD as well."""
+  ds = linear_data()
+  model = Linear(6)
+  hook = MLSGDHook([model, model], [identity_transfer()], (1, 3), lr=0.1,
+                   loss=squared_error, dataset=ds, variant="det_vr", lam=0.0,
+                   n_cycles=2)
+  _, run = fit(model, ds, [hook], 64, {"w": jnp.ones(6)})
+  X, y = ds.x_train.astype(np.float64), ds.y_train[:, 0].astype(np.float64)
+  w = np.ones(6)
   for _ in range(8):
-    w = jax.tree.map(lambda a, g: a - 0.1 * g, w, grad(w, prob.x, prob.y, ones))
-  np.testing.assert_allclose(ml.params["w"], w["w"], atol=1e-5)
+    w = w - 0.1 * grad_np(X, y, w)
+  np.testing.assert_allclose(run.params["w"], w, atol=1e-5)
 
 
 def test_det_correction_is_first_order_coherent():
-  """∇H_l(w0_l) = Pᵀ∇F_{l+1}(w0_{l+1}): the coarse level's first full-batch
-  direction is the restricted fine gradient."""
-  prob = linear_problem()
-  R = np.zeros((3, 6), np.float32)
+  """∇H_l(w0_l) = Pᵀ∇F_{l+1}(w0_{l+1}): with a different coarse model, one
+  full-batch coarse step of the corrected cycle moves the fine point by
+  −α Rᵀ R ∇F (closed form), then a fine GD step follows."""
+  ds = linear_data()
+  X, y = ds.x_train.astype(np.float64), ds.y_train[:, 0].astype(np.float64)
+  R = np.zeros((3, 6))
   R[[0, 1, 2], [0, 2, 4]] = 1.0
-  t = matrix_transfer(jnp.asarray(R))
-  Xc = prob.x @ R.T
-  coarse = LevelProblem(prob.loss_fn, Xc, prob.y)  # a different coarse model
-  w0 = {"w": jnp.arange(6.0) / 6}
-  G = full_gradient(prob.loss_fn, w0, prob.x, prob.y, 16)
-  ref = t.restrict_params(w0)
-  g_ref = full_gradient(coarse.loss_fn, ref, coarse.x, coarse.y, 16)
-  c = t.restrict_grad(G)
-  shift = jax.tree.map(jnp.subtract, c, g_ref)
-  d = jax.tree.map(jnp.add, jax.grad(coarse.loss_fn)(ref, coarse.x, coarse.y,
-                                                     jnp.ones(64)), shift)
-  np.testing.assert_allclose(d["w"], R @ np.asarray(G["w"]), rtol=1e-5, atol=1e-6)
-  # one cycle with a single full-batch coarse step moves the fine point by
-  # −α P R_g ∇F (coarse) then one fine GD step
-  cfg = MLSGDConfig(epochs=(1, 0), n_cycles=2, batch_size=64, lr=0.1,
-                    variant="det", lam=5.0)
-  out = mlsgd([coarse, prob], [t], w0, cfg)
-  second = full_gradient(prob.loss_fn, w0, prob.x, prob.y, 64)  # cycle 0: no GC
-  assert out.level_epochs == [2, 0]
-  w1 = {"w": w0["w"] - 0.1 * R.T @ jax.grad(coarse.loss_fn)(
-      ref, coarse.x, coarse.y, jnp.ones(64))["w"]}
-  G1 = full_gradient(prob.loss_fn, w1, prob.x, prob.y, 64)
-  np.testing.assert_allclose(out.params["w"], w1["w"] - 0.1 * R.T @ (R @ G1["w"]),
-                             atol=1e-5)
-  del second
+  t = matrix_transfer(jnp.asarray(R, jnp.float32))
+  fine, coarse = Linear(6), Linear(3, R=tuple(map(tuple, R)))
+  w0 = np.arange(6.0) / 6
+  hook = MLSGDHook([coarse, fine], [t], (1, 1), lr=0.1, loss=squared_error,
+                   dataset=ds, variant="det", lam=5.0, n_cycles=2)
+  _, run = fit(fine, ds, [hook], 64, {"w": jnp.asarray(w0, jnp.float32)})
+  Xc = X @ R.T
+  # cycle 0 (no correction): a coarse GD step from R w, prolonged; a fine step
+  wc = R @ w0
+  w1 = w0 + R.T @ (-0.1 * grad_np(Xc, y, wc))
+  w1 = w1 - 0.1 * grad_np(X, y, w1)
+  # cycle 1 (corrected): the first coarse direction is R ∇F(w1) exactly
+  G = grad_np(X, y, w1)
+  wc = R @ w1
+  shift = R @ G - grad_np(Xc, y, wc)
+  d = grad_np(Xc, y, wc) + shift  # + λ(w − w0) = 0 at the start
+  np.testing.assert_allclose(d, R @ G, atol=1e-12)
+  w2 = w1 + R.T @ (-0.1 * d)
+  w2 = w2 - 0.1 * grad_np(X, y, w2)
+  np.testing.assert_allclose(run.params["w"], w2, atol=1e-5)
+  assert hook.level_epochs == [2, 2]
 
 
 def test_angle_check_and_gates():
-  prob = linear_problem()
-  p0 = {"w": jnp.zeros(6)}
-  # μ = 1 is unreachable for stochastic steps: the coarse level rejects its
-  # first step and returns its start point, so only fine epochs move.
-  cfg = MLSGDConfig(epochs=(2, 1), n_cycles=1, batch_size=8, lr=0.05,
-                    angle_check="per_step", mu=1.0)
-  out = mlsgd([prob, prob], [identity_transfer()], p0, cfg)
-  assert out.level_epochs[0] == 1 and out.log[0]["rejected"] >= 1
+  ds = linear_data()
+  model = Linear(6)
+  # μ = 1 is unreachable for mini-batch steps: each level rejects its first
+  # step and returns its start point, so nothing moves.
+  hook = MLSGDHook([model, model], [identity_transfer()], (2, 1), lr=0.05,
+                   loss=squared_error, dataset=ds, angle_check="per_step",
+                   mu=1.0, n_cycles=1)
+  _, run = fit(model, ds, [hook], 8, {"w": jnp.zeros(6)})
+  assert hook.level_epochs == [1, 1] and hook.rejected == 2
+  np.testing.assert_array_equal(run.params["w"], np.zeros(6))
+  # μ = 0 with a full batch: GD steps always descend, nothing is rejected
+  hook = MLSGDHook([model, model], [identity_transfer()], (2, 1), lr=0.05,
+                   loss=squared_error, dataset=ds, angle_check="per_step",
+                   mu=0.0, n_cycles=1)
+  fit(model, ds, [hook], 64, {"w": jnp.zeros(6)})
+  assert hook.level_epochs == [2, 1] and hook.rejected == 0
   # gate η > 1 can never pass: no recursion at all
-  cfg = MLSGDConfig(epochs=(2, 1), n_cycles=2, batch_size=8, lr=0.05, eta=1.5)
-  out = mlsgd([prob, prob], [identity_transfer()], p0, cfg)
-  assert out.level_epochs == [0, 2]
+  hook = MLSGDHook([model, model], [identity_transfer()], (2, 1), lr=0.05,
+                   loss=squared_error, dataset=ds, eta=1.5, n_cycles=2)
+  fit(model, ds, [hook], 8, {"w": jnp.zeros(6)})
+  assert hook.level_epochs == [0, 2] and hook.lowest == [1, 1]
   with pytest.raises(ValueError, match="variant"):
-    MLSGDConfig(epochs=(1,), n_cycles=1, batch_size=8, variant="x").validate(1)
+    MLSGDConfig(epochs=(1,), n_cycles=1, variant="x").validate(1)
+  with pytest.raises(ValueError, match="loss= and dataset="):
+    MLSGDHook([model, model], [identity_transfer()], (1, 1), lr=0.1,
+              variant="det")
 
 
 @pytest.mark.parametrize("variant", ["stoch", "stoch_vr"])
 def test_stochastic_variants_run_on_depth_hierarchy(variant, numpy_params):
+  """ODE-ResNet levels in the engine: finite weights, the epoch schedule."""
   x = np.random.default_rng(0).normal(size=(32, 8, 8, 3)).astype(np.float32)
-  y = np.arange(32) % 10
+  y = (np.arange(32) % 10).astype(np.int32)
+  ds = Dataset(x, y, x[:8], y[:8], "toy", 10)
   models = [ODEResNet(channels=(2, 2, 2), layers_per_block=n, h=2 / n,
                       connect_norm="tv") for n in (1, 2)]
-
-  def make(m):
-    def loss(p, xb, yb, w):
-      ce = optax.softmax_cross_entropy_with_integer_labels(m.apply({"params": p}, xb), yb)
-      return jnp.sum(w * ce) / jnp.sum(w)
-    return LevelProblem(loss, x, y)
-
-  p0 = numpy_params(models[1], x[:1])
-  cfg = MLSGDConfig(epochs=(1, 1), n_cycles=2, batch_size=16, lr=0.05,
-                    variant=variant, stoch_fraction=0.25)
-  out = mlsgd([make(m) for m in models], [depth_transfer()], p0, cfg)
-  assert all(np.all(np.isfinite(v)) for v in jax.tree.leaves(out.params))
-  assert out.level_epochs == [2, 2]
+  hook = MLSGDHook(models, [depth_transfer()], (1, 1), lr=0.05,
+                   loss=softmax_cross_entropy, dataset=ds, variant=variant,
+                   stoch_fraction=0.25, n_cycles=2)
+  trainer = Trainer(models[1], softmax_cross_entropy, optax.sgd(0.0), ds,
+                    batch_size=16, num_epochs=100, hooks=[hook],
+                    params=numpy_params(models[1], x[:1]), model_state={},
+                    progress=False)
+  run = trainer.fit()
+  assert all(np.all(np.isfinite(v)) for v in jax.tree.leaves(run.params))
+  assert hook.level_epochs == [2, 2] and run.model == models[1]
 
 
 def test_readme_two_level_loop():
@@ -198,10 +243,6 @@ def test_readme_two_level_loop():
 
 
 def test_mlsgd_hook_switches_levels_in_engine(numpy_params):
-  from nnopt.data import Dataset
-  from nnopt.losses import softmax_cross_entropy
-  from nnopt.multilevel import MLSGDHook
-  from nnopt.engine.trainer import Trainer
   rng = np.random.default_rng(0)
   x = rng.normal(size=(64, 8, 8, 3)).astype(np.float32)
   y = (np.arange(64) % 10).astype(np.int32)
