@@ -47,7 +47,7 @@ from __future__ import annotations
 import copy
 import os
 import time
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -85,6 +85,8 @@ class RunsTrainer:
     hooks: per-run hooks: a factory ``RunSpec -> hooks`` or a list that is
       deep-copied for every run.
     mesh: a ``('runs', 'data')`` mesh (default: every device on ``'runs'``).
+    params: initial parameters of every run, or ``RunSpec -> params``
+      (default: ``model.init`` with the run's seed).
     on_nonfinite: ``'stop_run'`` (the run stops; the others go on) or
       ``'raise'`` (:class:`NonFiniteLossError`, as a single run).
     batch_size, num_steps, num_epochs, buckets, needs, eval_every,
@@ -103,6 +105,7 @@ class RunsTrainer:
                eval_batch_size: int = 1000, log_every: int = 1,
                checkpoint_every: int | None = None, workdir: str | None = None,
                mesh: jax.sharding.Mesh | None = None,
+               params: Any = None,
                augment: Callable[[np.ndarray, np.random.Generator], np.ndarray]
                | None = None, progress: bool = True, warn: Warn | None = None,
                on_nonfinite: str = "stop_run"):
@@ -117,8 +120,8 @@ class RunsTrainer:
       raise ValueError(f"on_nonfinite must be 'stop_run' or 'raise', got "
                        f"{on_nonfinite!r}")
     if jax.process_count() > 1:
-      raise ValueError("the runs axis runs in one process; start one "
-                       "RunsTrainer per host with its own runs")
+      raise ValueError("the runs axis runs in one process (one RunsTrainer "
+                       "per host)")
     self.specs = run_specs(runs)
     self.model, self.loss, self.dataset = model, loss, dataset
     self.factory = (None if isinstance(optimizer, optax.GradientTransformation)
@@ -132,6 +135,7 @@ class RunsTrainer:
     self.checkpoint_every, self.workdir = checkpoint_every, workdir
     self.mesh = runs_mesh() if mesh is None else mesh
     self.augment, self.progress = augment, progress
+    self.initial_params = params
     self.warn = print_warning if warn is None else warn
     self.on_nonfinite = on_nonfinite
     self.programs = GroupPrograms(loss, self.mesh, self.factory, needs,
@@ -185,6 +189,9 @@ class RunsTrainer:
     x = self.dataset.x_train
     key = jax.random.key(spec.seed)
     params, model_state = init_variables(self.model, key, x[:1])
+    if self.initial_params is not None:
+      params = (self.initial_params(spec) if callable(self.initial_params)
+                else self.initial_params)
     optimizer = self._optimizer_for(spec)
     slot = RunSlot(index, spec, self.model, optimizer,
                    EpochSampler(len(x), self.batch_size, seed=spec.seed,
@@ -264,13 +271,8 @@ class RunsTrainer:
       return
     slot.finished = True
     if slot.ckpt is not None:
-      slot.ckpt.save(slot.step, slot.state, self._meta(slot))
+      slot.ckpt.save(slot.step, slot.state, runs_io.checkpoint_meta(slot, self.specs))
       slot.ckpt.close()
-
-  def _meta(self, slot: RunSlot) -> dict[str, Any]:
-    return {"step": slot.step, "sampler": slot.sampler.state_dict(),
-            "hooks": [h.state_dict() for h in slot.hooks],
-            "run": runs_io.manifest(self.specs)[slot.index]}
 
   # -- the loop ----------------------------------------------------------------
 
@@ -331,7 +333,7 @@ class RunsTrainer:
     if self.checkpoint_every:
       for m in members:
         if m.step % self.checkpoint_every == 0 and not m.finished:
-          m.ckpt.save(m.step, m.state, self._meta(m))
+          m.ckpt.save(m.step, m.state, runs_io.checkpoint_meta(m, self.specs))
 
   def _evaluating(self, m: RunSlot) -> bool:
     return self._done(m) or (self.eval_every is not None
@@ -381,12 +383,11 @@ class RunsTrainer:
   def _interrupt(self, signum: int) -> None:
     saved = None
     for slot in self.slots:
-      if slot.ckpt is not None and slot.step > 0 and not slot.finished:
-        if slot.ckpt.save(slot.step, slot.state, self._meta(slot)):
-          saved = slot.step
+      if slot.ckpt is not None and slot.step > 0 and not slot.finished and \
+          slot.ckpt.save(slot.step, slot.state, runs_io.checkpoint_meta(slot, self.specs)):
+        saved = slot.step
     raise Interrupted(signum, max(s.step for s in self.slots), saved,
-                      None if not self.workdir else
-                      os.path.join(self.workdir, "runs"))
+                      self.workdir and os.path.join(self.workdir, "runs"))
 
   def spread(self, key: str = "train_loss") -> list[dict[str, float]]:
     """Mean and spread of ``key`` over the runs, per logged step."""

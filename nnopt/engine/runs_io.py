@@ -76,6 +76,16 @@ def earliest_resume_step(workdir: str, specs: Sequence[RunSpec], *,
   return min(steps) if steps else None
 
 
+def checkpoint_meta(slot: RunSlot, specs: Sequence[RunSpec]
+                    ) -> dict[str, Any]:
+  """What a run's checkpoint holds besides its state (as a single run's,
+  plus its entry of the run list)."""
+  return {"step": slot.step, "sampler": slot.sampler.state_dict(),
+          "hooks": [h.state_dict() for h in slot.hooks],
+          "run": manifest(specs[slot.index:slot.index + 1])[0]
+          | {"index": slot.index, "name": slot.label}}
+
+
 def base_record(slot: RunSlot, wall_time: float) -> dict[str, Any]:
   """A run's record before its metrics: as a single run's, plus the run's
   name, seed and hyperparameters."""
@@ -132,6 +142,6 @@ def spread(histories: Iterable[Sequence[Mapping[str, Any]]], key: str
   return out
 
 
-__all__ = ["MANIFEST", "append_record", "base_record", "check_manifest",
+__all__ = ["MANIFEST", "append_record", "base_record", "checkpoint_meta", "check_manifest",
            "earliest_resume_step", "manifest", "run_dir", "spread",
            "train_means", "write_manifest"]

@@ -10,7 +10,9 @@
   kernels and biases (:mod:`~nnopt.preconditioning.preconditioner`,
   :func:`scale_by_kronecker`), for the layers that
   :mod:`~nnopt.preconditioning.layer_plan` selects; the factors themselves
-  come from :mod:`nnopt.stats.kronecker`;
+  come from :mod:`nnopt.stats.kronecker`; the dense inverses can be spread
+  over the devices of a mesh axis (``distribute_inverses=``,
+  :mod:`~nnopt.preconditioning.distribution`);
 * option sets over those pieces: :func:`scale_by_frobenius` /
   :func:`frobenius_sgd` (the thesis's, :mod:`~nnopt.preconditioning.frobenius`)
   and :func:`scale_by_kfac` / :func:`kfac`

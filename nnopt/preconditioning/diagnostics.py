@@ -17,6 +17,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from nnopt.preconditioning import solvers
+
 Array = jax.Array
 
 
@@ -49,4 +51,4 @@ def spectra(factor: Array) -> Array:
   """Ascending eigenvalues of a symmetric factor (its entries if diagonal)."""
   if factor.ndim == 1:
     return jnp.sort(factor)
-  return jnp.linalg.eigvalsh(0.5 * (factor + factor.T))
+  return solvers.eigenvalues(factor)

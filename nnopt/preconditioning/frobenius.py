@@ -30,6 +30,8 @@ from typing import Mapping
 
 import optax
 
+from jax.sharding import Mesh
+
 from nnopt.models.layers import LayerInfo
 from nnopt.preconditioning.estimation import kronecker_factors
 from nnopt.preconditioning.inversion import damped_inverses
@@ -52,6 +54,8 @@ def scale_by_frobenius(
     default_rule: str = "kronecker", max_factor_dim: int = 8192,
     layer_info: Mapping[str, LayerInfo] | None = None,
     track_spectra: bool = False, track_norms: bool = False,
+    distribute_inverses: bool | str = False, mesh: Mesh | None = None,
+    mesh_axis: str = "data",
 ) -> optax.GradientTransformationExtraArgs:
   """Layer-wise Frobenius-type preconditioning with covariance factors.
 
@@ -105,6 +109,13 @@ def scale_by_frobenius(
       stride/padding cannot be inferred from shapes.
     track_spectra: store the eigenvalues of the undamped factors.
     track_norms: store per-layer gradient norms (diagnostics).
+    distribute_inverses: compute each layer's damped inverses on one device
+      of the mesh axis ``mesh_axis`` (blocks assigned by cost ``n³``) and
+      share them, instead of on every device; False (default), True or
+      ``'auto'`` (:func:`nnopt.preconditioning.damped_inverses`,
+      docs/distributed_inverses.md).
+    mesh: the step's ``jax.sharding.Mesh`` (None: the ambient mesh).
+    mesh_axis: the mesh axis the inverses are spread over.
 
   Returns:
     An ``optax.GradientTransformationExtraArgs`` (state
@@ -126,7 +137,8 @@ def scale_by_frobenius(
   inverses = damped_inverses(
       damping_x, damping_y, pi_damping=pi_damping, solver=solver,
       ema_weight=ema_weight if estimation == "ema_inverse" else None,
-      ema_debias=ema_debias, track_spectra=track_spectra)
+      ema_debias=ema_debias, track_spectra=track_spectra,
+      distribute=distribute_inverses, mesh=mesh, mesh_axis=mesh_axis)
   return scale_by_kronecker(
       factors, inverses, bias=bias, layer_rules=layer_rules,
       default_rule=default_rule, max_factor_dim=max_factor_dim,
@@ -149,6 +161,8 @@ def frobenius_sgd(
     default_rule: str = "kronecker", max_factor_dim: int = 8192,
     layer_info: Mapping[str, LayerInfo] | None = None,
     track_spectra: bool = False, track_norms: bool = False,
+    distribute_inverses: bool | str = False, mesh: Mesh | None = None,
+    mesh_axis: str = "data",
 ) -> optax.GradientTransformationExtraArgs:
   """Plain SGD on the covariance-preconditioned gradient (the thesis's method).
 
@@ -162,7 +176,8 @@ def frobenius_sgd(
     centered, fisher, fisher_samples, estimation, ema_weight, ema_debias,
       ema_reference, refresh_period, curvature_period, solver, bias,
       pi_damping, cotangent_scale, layer_rules, default_rule,
-      max_factor_dim, layer_info, track_spectra, track_norms: see
+      max_factor_dim, layer_info, track_spectra, track_norms,
+      distribute_inverses, mesh, mesh_axis: see
       :func:`scale_by_frobenius`.
 
   Returns:
@@ -181,7 +196,9 @@ def frobenius_sgd(
           pi_damping=pi_damping, cotangent_scale=cotangent_scale,
           layer_rules=layer_rules, default_rule=default_rule,
           max_factor_dim=max_factor_dim, layer_info=layer_info,
-          track_spectra=track_spectra, track_norms=track_norms),
+          track_spectra=track_spectra, track_norms=track_norms,
+          distribute_inverses=distribute_inverses, mesh=mesh,
+          mesh_axis=mesh_axis),
       optax.scale_by_learning_rate(learning_rate))
 
 

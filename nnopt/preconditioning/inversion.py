@@ -26,8 +26,9 @@ from typing import Callable, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh
 
-from nnopt.preconditioning import diagnostics, solvers
+from nnopt.preconditioning import diagnostics, distribution, solvers
 from nnopt.preconditioning.estimation import mix, new_estimate_weight
 from nnopt.preconditioning.layer_plan import (LayerPlan, check_choice,
                                               check_positive, check_range)
@@ -73,7 +74,8 @@ def damped_inverses(
     damping_x: float = 1e-2, damping_y: float = 1e-2, *,
     pi_damping: bool = False, solver: str = "cholesky",
     ema_weight: float | None = None, ema_debias: bool = False,
-    track_spectra: bool = False,
+    track_spectra: bool = False, distribute: bool | str = False,
+    mesh: Mesh | None = None, mesh_axis: str = "data",
 ) -> Inverter:
   """Damped inverses ``((A + γ_x I)^{-1}, (G + γ_y I)^{-1})`` per layer.
 
@@ -95,6 +97,15 @@ def damped_inverses(
     ema_debias: weight-normalized EMA (see
       :func:`nnopt.preconditioning.estimation.kronecker_factors`).
     track_spectra: store the eigenvalues of the undamped factors.
+    distribute: compute every dense block (a layer's A or G) on one device
+      of the mesh axis ``mesh_axis``, blocks assigned by cost ``n³``, and
+      share the results (:mod:`nnopt.preconditioning.distribution`); same
+      values as the replicated computation. ``'auto'``: when a mesh with
+      that axis (size > 1) is given or ambient, else replicated. Default
+      False: every device computes every block.
+    mesh: the ``jax.sharding.Mesh`` of the step (None: the ambient mesh of
+      ``jax.sharding.set_mesh``).
+    mesh_axis: the mesh axis to spread the blocks over (``'data'``).
 
   Returns:
     An :class:`Inverter`.
@@ -105,6 +116,7 @@ def damped_inverses(
   check_positive("damping_x", damping_x)
   check_positive("damping_y", damping_y)
   check_choice("solver", solver, SOLVERS)
+  check_choice("distribute", distribute, distribution.DISTRIBUTE)
   if ema_weight is not None:
     check_range("ema_weight", ema_weight, 0.0, 1.0)
 
@@ -120,24 +132,32 @@ def damped_inverses(
                          jnp.zeros(shape_g[:1], lp.dtype))
     return InverseState(inverses, spectra)
 
+  def invert(factor: Array, damping: Array):
+    """One damped inverse, and the undamped spectrum when tracked."""
+    if solver == "eigh" and factor.ndim == 2:
+      inverse, eig = solvers.eigh_inverse(factor, damping)
+    else:
+      inverse = solvers.damped_inverse(factor, damping, solver)
+      eig = diagnostics.spectra(factor) if track_spectra else None
+    return inverse, eig if track_spectra else None
+
   def update_fn(state: InverseState, factors: Pairs,
                 index: Array | int = 0) -> InverseState:
-    inverses, spectra = {}, {}
-    for name, (a, g) in factors.items():
+    blocks = []
+    for a, g in factors.values():
       dx, dy = jnp.asarray(damping_x, a.dtype), jnp.asarray(damping_y, a.dtype)
       if pi_damping:
         dx, dy = solvers.pi_damping(a, g, dx, dy)
-      if solver == "eigh" and a.ndim == 2:
-        inv_a, eig_a = solvers.eigh_inverse(a, dx)
-        inv_g, eig_g = solvers.eigh_inverse(g, dy)
-      else:
-        inv_a = solvers.damped_inverse(a, dx, solver)
-        inv_g = solvers.damped_inverse(g, dy, solver)
-        eig_a = eig_g = None
+      blocks += [(a, dx), (g, dy)]
+    results = distribution.map_blocks(
+        invert, blocks, axis=mesh_axis,
+        mesh=distribution.resolve_mesh(distribute, mesh, mesh_axis))
+    inverses, spectra = {}, {}
+    for k, name in enumerate(factors):
+      (inv_a, eig_a), (inv_g, eig_g) = results[2 * k], results[2 * k + 1]
       inverses[name] = (inv_a, inv_g)
       if track_spectra:
-        spectra[name] = (diagnostics.spectra(a) if eig_a is None else eig_a,
-                         diagnostics.spectra(g) if eig_g is None else eig_g)
+        spectra[name] = (eig_a, eig_g)
     if ema_weight is not None and inverses:
       dtype = jax.tree.leaves(inverses)[0].dtype
       eta = new_estimate_weight(index, ema_weight, ema_debias, dtype)

@@ -36,6 +36,8 @@ from typing import Mapping
 
 import optax
 
+from jax.sharding import Mesh
+
 from nnopt.models.layers import LayerInfo
 from nnopt.preconditioning.estimation import kronecker_factors
 from nnopt.preconditioning.inversion import damped_inverses
@@ -53,6 +55,8 @@ def scale_by_kfac(
     default_rule: str = "kronecker", max_factor_dim: int = 8192,
     layer_info: Mapping[str, LayerInfo] | None = None,
     track_spectra: bool = False, track_norms: bool = False,
+    distribute_inverses: bool | str = False, mesh: Mesh | None = None,
+    mesh_axis: str = "data",
 ) -> optax.GradientTransformationExtraArgs:
   """K-FAC's preconditioner: ``((A + π√λ I) ⊗ (G + √λ/π I))^{-1} vec(∇)``.
 
@@ -78,7 +82,8 @@ def scale_by_kfac(
     solver: ``'cholesky'`` or ``'eigh'``.
     cotangent_scale: extra factor on G.
     layer_rules, default_rule, max_factor_dim, layer_info, track_spectra,
-      track_norms: see :func:`nnopt.preconditioning.scale_by_frobenius`.
+      track_norms, distribute_inverses, mesh, mesh_axis: see
+      :func:`nnopt.preconditioning.scale_by_frobenius`.
 
   References:
     Kreis §2.5.4 (with pitfall P15); Martens & Grosse (2015) §5–6.
@@ -92,7 +97,9 @@ def scale_by_kfac(
       cotangent_scale=cotangent_scale, ema_weight=1.0 - curvature_ema,
       ema_debias=ema_debias, layer_info=layer_info)
   inverses = damped_inverses(root, root, pi_damping=True, solver=solver,
-                             track_spectra=track_spectra)
+                             track_spectra=track_spectra,
+                             distribute=distribute_inverses, mesh=mesh,
+                             mesh_axis=mesh_axis)
   return scale_by_kronecker(
       factors, inverses, bias=bias, layer_rules=layer_rules,
       default_rule=default_rule, max_factor_dim=max_factor_dim,
@@ -111,6 +118,8 @@ def kfac(
     default_rule: str = "kronecker", max_factor_dim: int = 8192,
     layer_info: Mapping[str, LayerInfo] | None = None,
     track_spectra: bool = False, track_norms: bool = False,
+    distribute_inverses: bool | str = False, mesh: Mesh | None = None,
+    mesh_axis: str = "data",
 ) -> optax.GradientTransformationExtraArgs:
   """K-FAC with fixed learning rate and optional momentum.
 
@@ -122,7 +131,8 @@ def kfac(
     damping: λ, see :func:`scale_by_kfac`.
     curvature_ema, ema_debias, inverse_update_period, fisher,
       fisher_samples, bias, solver, cotangent_scale, layer_rules,
-      default_rule, max_factor_dim, layer_info, track_spectra, track_norms:
+      default_rule, max_factor_dim, layer_info, track_spectra, track_norms,
+      distribute_inverses, mesh, mesh_axis:
       see :func:`scale_by_kfac`.
     momentum: μ (``optax.trace``); None: no momentum (no momentum buffer).
 
@@ -136,7 +146,8 @@ def kfac(
       cotangent_scale=cotangent_scale, layer_rules=layer_rules,
       default_rule=default_rule, max_factor_dim=max_factor_dim,
       layer_info=layer_info, track_spectra=track_spectra,
-      track_norms=track_norms)]
+      track_norms=track_norms, distribute_inverses=distribute_inverses,
+      mesh=mesh, mesh_axis=mesh_axis)]
   if momentum is not None:
     parts.append(optax.trace(decay=momentum))
   parts.append(optax.scale_by_learning_rate(learning_rate))

@@ -9,6 +9,21 @@ The preconditioned kernel gradient of Kreis (5.15), in flax layout
 which is the transpose of ``(G+γ_y I)^{-1} E (A+γ_x I)^{-1}``; in vector
 form ``vec(P) = ((A+γ_x I) ⊗ (G+γ_y I))^{-1} vec(K)`` for a row-major
 flattened flax kernel (spec P16).
+
+**One matrix per LAPACK call.** The dense solvers are
+``jax.custom_batching.sequential_vmap`` functions: under ``jax.vmap`` (a
+runs axis, several factors at once) they loop over the batch with
+``lax.map`` instead of issuing one batched LAPACK call. On XLA:CPU
+(jaxlib 0.10.2) a batched ``potrf``/``syevd``/``trsm`` custom call splits its
+batch with ``jax::ParallelBatchMap``, which schedules the chunks on the
+intra-op Eigen thread pool and blocks the calling pool thread until they
+are done; when the thunk executor runs as many such calls concurrently as
+the pool has threads (independent layers' A and G factors), every worker
+blocks waiting for chunks that no free worker can run: a deadlock (0% CPU,
+all ``tf_XLAEigen`` threads in ``BlockingCounter::Wait``). A batch of one
+runs inline, so the loop cannot deadlock; it also evaluates the Cholesky
+solver's eigh fallback only when it is taken (a batched ``lax.cond``
+predicate would run both branches).
 """
 
 from __future__ import annotations
@@ -23,6 +38,7 @@ def _symmetrize(matrix: Array) -> Array:
   return 0.5 * (matrix + matrix.T)
 
 
+@jax.custom_batching.sequential_vmap  # one LAPACK call per matrix (above)
 def eigh_inverse(factor: Array, damping: Array) -> tuple[Array, Array]:
   """``(F + γI)^{-1}`` through an eigendecomposition; also returns eig(F).
 
@@ -35,6 +51,7 @@ def eigh_inverse(factor: Array, damping: Array) -> tuple[Array, Array]:
   return (vectors * scale) @ vectors.T, eigenvalues
 
 
+@jax.custom_batching.sequential_vmap  # one LAPACK call per matrix (above)
 def cholesky_inverse(factor: Array, damping: Array) -> Array:
   """``(F + γI)^{-1}`` through a Cholesky factorization.
 
@@ -49,6 +66,12 @@ def cholesky_inverse(factor: Array, damping: Array) -> Array:
   return jax.lax.cond(jnp.all(jnp.isfinite(inverse)),
                       lambda: _symmetrize(inverse),
                       lambda: eigh_inverse(factor, damping)[0])
+
+
+@jax.custom_batching.sequential_vmap  # one LAPACK call per matrix (above)
+def eigenvalues(factor: Array) -> Array:
+  """Ascending eigenvalues of a symmetric dense factor."""
+  return jnp.linalg.eigvalsh(_symmetrize(factor))
 
 
 def damped_inverse(factor: Array, damping: Array, method: str = "eigh"
