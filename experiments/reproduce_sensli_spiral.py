@@ -7,9 +7,12 @@ initialization (PyTorch default) and batch order in every variant, so the
 baseline X1 and SensLI share their start (the thesis's "restored seed") and
 their comparisons are paired by seed; X2 (the final SensLI architecture
 trained from scratch) draws its own initialization, so comparisons with it
-are unpaired (Welch). All runs go through
-:func:`nnopt.growth.batched.run_batched` (vmap over runs, scan over epochs),
-tested equal to the engine loop with the :class:`nnopt.growth.SensLI` hook.
+are unpaired (Welch). All runs go through the engine's runs axis
+(:func:`experiments.sensli_spiral_runs.train`: one
+:class:`nnopt.engine.runs.RunsTrainer` per starting architecture, the
+:class:`nnopt.growth.SensLI` hook per run; each run equals the same run
+alone through the engine). The figures of single runs (Figs 4.2, 4.3, 4.6a,
+4.12) are in :mod:`experiments.sensli_spiral_instances`.
 
 Every comparison of methods is :meth:`Claims.compare`: the per-run final
 training loss (full batch: the last step; mini-batch: the mean over the last
@@ -47,27 +50,18 @@ from pathlib import Path
 
 import jax
 import numpy as np
-import optax
 
-from nnopt import growth, losses
+from experiments import sensli_spiral_instances as instances
+from experiments.sensli_spiral_runs import (B, CE, final_loss, fnn, resnet,
+                                            steps_per_epoch, train)
+from nnopt import growth
 from nnopt.data import load_dataset
-from nnopt.growth.batched import run_batched
-from nnopt.models import FNN, ResNet, init_params
+from nnopt.models import init_params
 from nnopt.reproduce import Claims, Reproduction
 from nnopt.reproduce.intervals import difference_interval
 
-CE = losses.softmax_cross_entropy
-B = 45
 AFTER_INPUT = "after_input_and_each_block"
 TAIL_EPOCHS = 10  # per-run final test error: mean over the last 10 epochs
-
-
-def fnn(*widths):
-  return FNN(tuple(widths), init_scheme="pytorch")
-
-
-def resnet(blocks):
-  return ResNet(3, blocks, 2, activation="tanh", init_scheme="pytorch")
 
 
 # name: figure items, batch, lr, epochs, insertion epochs, runs, candidate
@@ -105,14 +99,6 @@ EXPERIMENTS = {
                  variants={"SensLI": (resnet(2), "max", 0.7),
                            "LI_other": (resnet(2), "min", 0.7)}),
 }
-TIMING_SEEDS = 10
-TIMING = {  # Fig 4.12: 8 insertion times (the thesis shows one instance)
-    "exp10": dict(items="Fig 4.12a", batch=None, lr=0.2, epochs=1850,
-                  times=list(range(150, 851, 100)), model=fnn(5, 2), lr_factor=0.8,
-                  extended=fnn(5, 5, 2), extended_lr=0.16),
-    "exp11": dict(items="Fig 4.12b", batch=B, lr=0.01, epochs=1050,
-                  times=list(range(50, 401, 50)), model=fnn(10, 10, 2), lr_factor=1.0),
-}
 Q = {
     "4.5": "Across all architectures, SensLI consistently results in a faster "
            "reduction of the loss w.r.t. iteration count compared to "
@@ -122,11 +108,6 @@ Q = {
             "training on the extended network FNN2.",
     "4.5err": "We show the loss (top) and test error (bottom) averaged over 30 "
               "(FNN), 40 (ResNet) and 10 (CNN) runs, respectively.",
-    "4.6": "Generally, we observe that the gradient norm values (measured in the "
-           "Frobenius norm) of the newly inserted weight matrices lie within a "
-           "comparable range of the norms of pre-existing trainable values",
-    "4.6fnn": "However, while for the FNN architecture, the new gradient exceeds "
-              "the other gradients",
     "4.7": "On average, SensLI achieves better performance than fixed-architecture "
            "training on the baseline ResNet1 and even surpasses the extended "
            "ResNet2 architecture.",
@@ -147,23 +128,7 @@ Q = {
                "pronounced again, even when using mini-batch SGD.",
     "4.11": "In Figure 4.11, we observe that SensLI outperforms the random "
             "insertion strategy in both cases.",
-    "4.12": "Notably, inserting a layer at any of the eight tested points during "
-            "training yields better results than omitting the second hidden "
-            "layer altogether (FNN1/CNN1).",
-    "4.12late": "However, it is evident that inserting a layer too late in the "
-                "training process diminishes its effectiveness.",
-    "4.12timing": "This experiment highlights that determining the optimal timing "
-                  "for layer insertion is not straightforward",
 }
-
-
-def _steps(batch) -> int:
-  return 1 if batch is None else 450 // batch
-
-
-def _final(curve: np.ndarray, batch) -> np.ndarray:
-  """Per-run final training loss: last step (full batch) or last epoch's mean."""
-  return curve[:, -_steps(batch):].mean(axis=1)
 
 
 def _final_error(res) -> np.ndarray:
@@ -172,19 +137,15 @@ def _final_error(res) -> np.ndarray:
 
 
 def _run(spec, data, quick):
-  runs = 3 if quick else spec["runs"]
   scale = 10 if quick else 1
-  out = {}
-  for label, (model, rule, lr_factor, *at) in spec["variants"].items():
-    at = at[0] if at else spec["at"]
-    out[label] = run_batched(
-        model, CE, data, seeds=list(range(runs)), learning_rate=spec["lr"],
-        num_epochs=spec["epochs"] // scale, batch_size=spec["batch"],
-        insert_at=[a // scale for a in at] if rule else [],
-        rule=rule or "max", lr_factor=lr_factor,
-        resnet_positions=spec.get("positions", "after_each_block"),
-        record_grad_norms=(spec is EXPERIMENTS["exp4"] and label == "FNN LI"))
-  return out
+  variants = {label: (model, rule, factor, [a // scale for a in
+                                            (more[0] if more else spec["at"])])
+              for label, (model, rule, factor, *more) in spec["variants"].items()}
+  return train(variants, data, CE, seeds=list(range(3 if quick else spec["runs"])),
+               lr=spec["lr"], epochs=spec["epochs"] // scale,
+               batch=spec["batch"],
+               positions=spec.get("positions", "after_each_block"),
+               norms_of="FNN LI" if spec is EXPERIMENTS["exp4"] else None)
 
 
 def _plot(path, title, results, spec, quick, log=True):
@@ -193,7 +154,7 @@ def _plot(path, title, results, spec, quick, log=True):
   fig = Figure(figsize=(7, 6), dpi=100)
   FigureCanvasAgg(fig)
   ax1, ax2 = fig.subplots(2, 1)
-  steps = _steps(spec["batch"])
+  steps = steps_per_epoch(spec["batch"])
   scale = 10 if quick else 1
   for k, (label, res) in enumerate(results.items()):
     color = f"C{k}"
@@ -221,7 +182,7 @@ def _plot(path, title, results, spec, quick, log=True):
 
 
 def _per_run(res, spec, what):
-  values = (_final(res.train_loss, spec["batch"]) if what == "loss"
+  values = (final_loss(res.train_loss, spec["batch"]) if what == "loss"
             else _final_error(res))
   return {r: float(v) for r, v in enumerate(values)}
 
@@ -262,7 +223,7 @@ def _interval_info(claims, item, claim, results, spec, a, b, *, quote,
 
 def _reference_statistic(claims, name, spec, results):
   """INFO: plain mean vs the reference's mean over the runs not yet at 0 %."""
-  steps = _steps(spec["batch"])
+  steps = steps_per_epoch(spec["batch"])
   table = {}
   for label, res in results.items():
     loss = growth.surviving_mean(res.train_loss, res.test_error,
@@ -273,7 +234,7 @@ def _reference_statistic(claims, name, spec, results):
     stopped |= res.test_error[:, -1] <= 0.0
     surv_loss = loss.mean[-steps:]
     table[label] = {
-        "plain_mean_final_loss": float(_final(res.train_loss, spec["batch"]).mean()),
+        "plain_mean_final_loss": float(final_loss(res.train_loss, spec["batch"]).mean()),
         "reference_mean_final_loss": (float(np.mean(surv_loss))
                                       if np.isfinite(surv_loss).all() else None),
         "plain_mean_final_test_error_pct": float(100 * res.test_error[:, -1].mean()),
@@ -287,173 +248,6 @@ def _reference_statistic(claims, name, spec, results):
               "reference code's statistic (a run stops once its test error "
               "reaches 0 %; the mean is over the surviving runs, None where "
               "none survive), at the end of training", table)
-
-
-def _heatmaps(data, out_dir, claims, quick):
-  """Figs 4.2/4.3: |∇| of the new layer over the first 3 steps after insertion."""
-  from matplotlib.backends.backend_agg import FigureCanvasAgg
-  from matplotlib.figure import Figure
-  x, y = data.x_train, data.y_train
-  fig = Figure(figsize=(9, 8), dpi=100)
-  FigureCanvasAgg(fig)
-  axes = fig.subplots(4, 3)
-  rows = []
-  for row, (model, batch, lr, pre) in enumerate([
-      (fnn(5, 2), None, 0.2, 450), (fnn(5, 2), B, 0.01, 450),
-      (resnet(1), None, 0.1, 450)]):
-    pre = pre // (10 if quick else 1)
-    res = run_batched(model, CE, data, seeds=[0], learning_rate=lr,
-                      num_epochs=pre, batch_size=batch)
-    params = res.params[0]
-    cand = growth.candidates(model)[0]
-    model2, params = growth.insert(model, params, [cand])
-    grad = jax.jit(jax.grad(lambda p, xb, yb: CE(model2.apply({"params": p}, xb), yb)))
-    opt = optax.sgd(lr)
-    state = opt.init(params)
-    perm = np.random.default_rng([0, pre]).permutation(450)
-    grads = []
-    for k in range(3):
-      idx = np.arange(450) if batch is None else perm[k * batch:(k + 1) * batch]
-      g = grad(params, x[idx], y[idx])
-      grads.append(g[cand.name])
-      updates, state = opt.update(g, state, params)
-      params = optax.apply_updates(params, updates)
-    rows.append((model2, grads))
-    for k, g in enumerate(grads):
-      leaves = ([g["kernel"]] if "kernel" in g else
-                [g["inner"]["kernel"], g["outer"]["kernel"]])
-      for j, leaf in enumerate(leaves):
-        ax = axes[row + j, k]
-        ax.imshow(np.abs(np.asarray(leaf)).T, cmap="Greys")
-        ax.set_xticks([])
-        ax.set_yticks([])
-    axes[row, 0].set_ylabel(["FNN full", "FNN mini", "ResNet W1", ""][row])
-  axes[3, 0].set_ylabel("ResNet W2")
-  fig.suptitle("|gradient| of the new layer, 3 steps after insertion")
-  fig.savefig(out_dir / "fig_4_2_4_3_heatmaps.png")
-
-  def distinct_rows(m):
-    m = np.abs(np.asarray(m))
-    rows_ = m[np.abs(m).sum(1) > 0]
-    if len(rows_) < 2:
-      return True
-    d = min(np.abs(rows_[i] - rows_[j]).max() for i in range(len(rows_))
-            for j in range(i + 1, len(rows_)))
-    return d > 1e-3 * m.max()
-
-  for label, (_, grads) in zip(["full-batch", "mini-batch"], rows[:2]):
-    stats = [float(np.std(np.abs(g["kernel"])) / np.mean(np.abs(g["kernel"])))
-             for g in grads]
-    ok = all(distinct_rows(g["kernel"]) and s > 0.05 for g, s in zip(grads, stats))
-    claims.check("Fig 4.2", f"FNN ({label}): the new layer's gradient over the "
-                 "first 3 steps is non-uniform, no two new neurons get the same "
-                 "update (no symmetry problem)", ok,
-                 coefficient_of_variation=stats)
-  g = rows[2][1]
-  w1 = [float(np.abs(np.asarray(s["inner"]["kernel"])).max()) for s in g]
-  w2 = [float(np.abs(np.asarray(s["outer"]["kernel"])).max()) for s in g]
-  claims.check("Fig 4.3", "ResNet: ∇W1 of the new block is exactly 0 at the "
-               "first step and non-zero from the second; ∇W2 non-zero at step 1",
-               w1[0] == 0.0 and w1[1] > 0 and w2[0] > 0, max_abs_grad_W1=w1,
-               max_abs_grad_W2=w2)
-
-
-def _grad_norm_claims(res, spec, claims, out_dir, quick):
-  """Fig 4.6a: per-leaf ‖∇W‖_F over a run of Exp4's SensLI (the thesis shows
-  one exemplary run: the fraction of runs where it holds, run 0 plotted)."""
-  from matplotlib.backends.backend_agg import FigureCanvasAgg
-  from matplotlib.figure import Figure
-  start = spec["at"][0] // (10 if quick else 1) * _steps(B)
-  in_range, exceeds, ratios = {}, {}, {}
-  for r, norms in enumerate(res.grad_norms):
-    new = [p for p in norms if p.startswith("dense_ins_")][0]
-    after = {p: float(np.nanmean(s[start:])) for p, s in norms.items()}
-    others = [v for p, v in after.items() if p != new]
-    ratios[r] = after[new] / float(np.median(others))
-    in_range[r] = 0.01 <= ratios[r] <= 100
-    exceeds[r] = after[new] > max(others)
-  norms = res.grad_norms[0]
-  new = [p for p in norms if p.startswith("dense_ins_")][0]
-  fig = Figure(figsize=(7, 4), dpi=100)
-  FigureCanvasAgg(fig)
-  ax = fig.subplots()
-  for path, series in norms.items():
-    ax.plot(series, lw=0.5, label=path, c="tab:blue" if path == new else None)
-  ax.set_yscale("log")
-  ax.legend(fontsize=8)
-  ax.set_xlabel("iteration")
-  ax.set_ylabel("‖∇W‖_F (mini-batch), run 0")
-  fig.savefig(out_dir / "fig_4_6a_grad_norms.png")
-  claims.fraction("Fig 4.6a", "the new layer's mean gradient norm after "
-                  "insertion is in the range of the other layers' (within a "
-                  "factor 100 of their median), per run", in_range,
-                  quote=Q["4.6"], measured={"ratio_to_median": ratios})
-  claims.fraction("Fig 4.6a", "FNN: the new layer's mean gradient norm after "
-                  "insertion exceeds every other layer's, per run", exceeds,
-                  quote=Q["4.6fnn"])
-
-
-def _timing(spec, data, quick, claims, out_dir):
-  """Fig 4.12: 8 insertion times vs no insertion, over TIMING_SEEDS seeds."""
-  from matplotlib.backends.backend_agg import FigureCanvasAgg
-  from matplotlib.figure import Figure
-  scale = 10 if quick else 1
-  epochs = spec["epochs"] // scale
-  seeds = list(range(2 if quick else TIMING_SEEDS))
-  base = run_batched(spec["model"], CE, data, seeds=seeds, learning_rate=spec["lr"],
-                     num_epochs=epochs, batch_size=spec["batch"])
-  base_final = _final(base.train_loss, spec["batch"])
-  finals = {}
-  fig = Figure(figsize=(7, 4), dpi=100)
-  FigureCanvasAgg(fig)
-  ax = fig.subplots()
-  ax.plot(base.train_loss[0], c="k", lw=1, label="no insertion")
-  for t in spec["times"]:
-    res = run_batched(spec["model"], CE, data, seeds=seeds, learning_rate=spec["lr"],
-                      num_epochs=epochs, batch_size=spec["batch"],
-                      insert_at=[t // scale], lr_factor=spec["lr_factor"])
-    finals[t] = _final(res.train_loss, spec["batch"])
-    ax.plot(res.train_loss[0], lw=0.6, label=f"insert at {t}")
-  if "extended" in spec:
-    ext = run_batched(spec["extended"], CE, data, seeds=seeds[:1],
-                      learning_rate=spec["extended_lr"], num_epochs=epochs,
-                      batch_size=spec["batch"])
-    ax.plot(ext.train_loss[0], c="gray", ls="--", lw=1, label="FNN2")
-  ax.set_yscale("log")
-  ax.set_title("seed 0", fontsize=8)
-  ax.legend(fontsize=6)
-  item = spec["items"]
-  fig.savefig(out_dir / f"fig_{item.split()[-1].replace('.', '_')}_timing.png")
-  times = sorted(finals)
-  per_seed = {s: {t: float(finals[t][s]) for t in times} for s in seeds}
-  measured = {"final_loss_by_seed_and_time": per_seed,
-              "final_loss_no_insertion_by_seed": dict(enumerate(
-                  base_final.tolist())),
-              "mean_final_loss_by_time": {t: float(finals[t].mean()) for t in times}}
-  claims.fraction(item, "every one of the 8 insertion times ends below the "
-                  "no-insertion baseline, per seed", {
-                      s: all(v < base_final[s] for v in per_seed[s].values())
-                      for s in seeds}, quote=Q["4.12"], measured=measured)
-  best = {s: min(per_seed[s], key=per_seed[s].get) for s in seeds}
-  claims.fraction(item, "the latest insertion time ends above the best one, "
-                  "per seed", {s: per_seed[s][times[-1]] > per_seed[s][best[s]]
-                               for s in seeds}, quote=Q["4.12late"],
-                  measured={"best_time_by_seed": best})
-  spearman = {s: float(np.corrcoef(np.argsort(np.argsort(times)), np.argsort(
-      np.argsort([per_seed[s][t] for t in times])))[0, 1]) for s in seeds}
-  if item.endswith("a"):
-    claims.fraction(item, "full batch: the best time is after 450 iterations, "
-                    "as in the thesis's single instance (curves non-monotone), "
-                    "per seed", {s: best[s] == 450 for s in seeds},
-                    quote=Q["4.12timing"],
-                    measured={"best_time_by_seed": best,
-                              "spearman_time_vs_loss": spearman})
-  else:
-    claims.fraction(item, "mini-batch: roughly monotone, earlier insertion "
-                    "gives lower loss (Spearman(time, final loss) > 0.5), per "
-                    "seed", {s: spearman[s] > 0.5 for s in seeds},
-                    quote=Q["4.12timing"],
-                    measured={"spearman_time_vs_loss": spearman})
 
 
 def _chosen_after_input(res, model):
@@ -482,7 +276,7 @@ def run(out_dir: Path, quick: bool) -> Claims:
   out_dir = Path(out_dir)
   data = load_dataset("spiral", seed=0)
   claims = Claims("kreis")
-  _heatmaps(data, out_dir, claims, quick)
+  instances.heatmaps(data, out_dir, claims, quick)
   titles = {"exp2": "Fig 4.5a FNN full batch", "exp4": "Fig 4.5b FNN mini-batch",
             "exp3": "Fig 4.5c ResNet full batch", "exp13": "Fig 4.7/4.10a/4.11a ResNet ×3",
             "exp6": "Fig 4.9a FNN full batch", "exp8": "Fig 4.9b FNN mini-batch",
@@ -512,8 +306,7 @@ def run(out_dir: Path, quick: bool) -> Claims:
                   _chosen_after_input(results["exp3"]["ResNet LI"],
                                       spec3["variants"]["ResNet1"][0]),
                   quote=Q["4.5"])
-  _grad_norm_claims(results["exp4"]["FNN LI"], EXPERIMENTS["exp4"], claims,
-                    out_dir, quick)
+  instances.grad_norm_claims(results["exp4"]["FNN LI"], claims, out_dir)
   spec13, r13 = EXPERIMENTS["exp13"], results["exp13"]
   for what, noun in (("loss", "training loss"), ("error", "test error")):
     _compare(claims, "Fig 4.7", f"ResNet LI (3 insertions) reaches a lower "
@@ -547,8 +340,8 @@ def run(out_dir: Path, quick: bool) -> Claims:
                   quote=Q["4.9"])
   for name in ("exp2", "exp4", "exp3", "exp6", "exp8", "exp7"):
     _reference_statistic(claims, name, EXPERIMENTS[name], results[name])
-  for spec in TIMING.values():
-    _timing(spec, data, quick, claims, out_dir)
+  for spec in instances.TIMING.values():
+    instances.timing(spec, data, quick, claims, out_dir)
   return claims
 
 
@@ -559,6 +352,6 @@ REPRODUCTION = Reproduction(
            "Fig 4.11a", "Fig 4.12a", "Fig 4.12b"),
     run=run, title="SensLI spiral experiments (FNN, ResNet): insertion vs "
     "baselines, position rules, timing, with intervals over runs",
-    cost="~30 min CPU (quick: ~2 min)",
+    cost="~16 min on 2 shared CPU cores, ~6 min CPU time (quick: ~2 min CPU)",
     smoke="the spiral data with 3 runs per curve (2 for Fig 4.12) and a tenth "
     "of the epochs")

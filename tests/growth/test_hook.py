@@ -1,4 +1,4 @@
-"""The SensLI hook on the engine loop, and the batched driver's equivalence."""
+"""The SensLI hook on the engine loop and on the engine's runs axis."""
 
 import jax
 import numpy as np
@@ -7,8 +7,8 @@ import pytest
 
 from nnopt import growth, losses
 from nnopt.data import load_dataset
-from nnopt.growth.batched import run_batched
 from nnopt.models import FNN, ResNet
+from nnopt.engine.runs import RunsTrainer
 from nnopt.engine.trainer import Trainer
 
 CE = losses.softmax_cross_entropy
@@ -28,31 +28,32 @@ def _engine(model, data, seed, epochs, batch, hook, lr=0.2, optimizer=None):
 
 
 @pytest.mark.parametrize("batch,kind", [(45, "fnn"), (None, "resnet")])
-def test_batched_driver_equals_engine_with_hook(spiral, batch, kind):
+def test_hook_on_the_runs_axis_equals_the_engine_run_alone(spiral, batch, kind):
+  """Oracle: Trainer with the same hook, one seed at a time (per-step loss,
+  choices, merits, architecture, restarted learning rate)."""
   model = (FNN((4, 4, 2), init_scheme="pytorch") if kind == "fnn" else
            ResNet(3, 1, 2, init_scheme="pytorch"))
   epochs, at = (4, 2) if batch else (12, 6)
-  seeds = [3, 4]
-  batched = run_batched(model, CE, spiral, seeds=seeds, learning_rate=0.2,
-                        num_epochs=epochs, batch_size=batch, insert_at=[at],
-                        lr_factor=0.5)
-  for r, seed in enumerate(seeds):
-    hook = growth.SensLI(CE, spiral.x_train, spiral.y_train, at_epochs=[at],
-                         mode="epoch", batch_size=batch or 450, seed=seed,
-                         optimizer_fn=optax.sgd, learning_rate=0.2,
-                         lr_factor=0.5)
-    trainer, run = _engine(model, spiral, seed, epochs, batch, hook)
-    engine_loss = np.array([h["train_loss"] for h in trainer.history])
-    np.testing.assert_allclose(engine_loss, batched.train_loss[r], rtol=2e-4,
-                               atol=1e-6)
-    assert hook.attempts[0]["chosen"] == batched.attempts[r][0]["chosen"]
+  opt = optax.inject_hyperparams(optax.sgd)(learning_rate=0.2)
+  hooks = lambda spec: [growth.SensLI(
+      CE, spiral.x_train, spiral.y_train, at_epochs=[at], mode="epoch",
+      batch_size=batch or 450, seed=spec.seed, lr_factor=0.5)]
+  runs = RunsTrainer(model, CE, opt, spiral, runs=[3, 4], batch_size=batch,
+                     num_epochs=epochs, hooks=hooks, progress=False)
+  for slot in runs.fit():
+    hook = hooks(slot.spec)[0]
+    trainer, run = _engine(model, spiral, slot.spec.seed, epochs, batch, hook,
+                           optimizer=opt)
+    np.testing.assert_allclose([h["train_loss"] for h in slot.history],
+                               [h["train_loss"] for h in trainer.history],
+                               rtol=2e-5, atol=1e-7)
+    mine = slot.hooks[0].attempts[0]
+    assert mine["chosen"] == hook.attempts[0]["chosen"] != []
     for name, merit in hook.attempts[0]["merits"].items():
-      assert merit == pytest.approx(batched.attempts[r][0]["merits"][name],
-                                    rel=1e-3)
-    assert run.model == batched.models[r]
-    # one compilation per architecture: baseline + grown network
-    assert trainer.num_compilations == 2
-    assert hook.learning_rate == pytest.approx(0.1)
+      assert mine["merits"][name] == pytest.approx(merit, rel=1e-4)
+    assert slot.model == run.model != model
+    lr = slot.state.opt_state.hyperparams["learning_rate"]
+    assert float(lr) == pytest.approx(0.1)
 
 
 def test_hook_threshold_rejection_is_logged_and_changes_nothing(spiral):

@@ -8,8 +8,8 @@ import pytest
 
 from nnopt import growth, losses
 from nnopt.data import load_dataset
+from nnopt.engine.runs import RunsTrainer
 from nnopt.engine.trainer import Trainer
-from nnopt.growth.batched import run_batched
 from nnopt.models import FNN
 
 CE = losses.softmax_cross_entropy
@@ -71,14 +71,20 @@ def spiral():
 
 def test_hook_stops_the_engine_run_where_the_post_hoc_statistic_cuts(spiral):
   """Engine runs with the hook end exactly where :func:`stopped_curves` cuts
-  the unstopped batched curves (stopping affects no other run)."""
+  the unstopped curves of the same runs on the runs axis (stopping affects
+  no other run)."""
   model = FNN((8, 8, 2), init_scheme="pytorch")
   seeds, epochs, batch, target = [0, 1, 2], 30, 45, 0.3
-  full = run_batched(model, CE, spiral, seeds=seeds, learning_rate=0.2,
-                     num_epochs=epochs, batch_size=batch)
-  cut = growth.stopped_curves(full.train_loss, full.test_error,
-                              steps_per_epoch=450 // batch, target=target)
-  stops = growth.stop_epochs(full.test_error, target=target)
+  steps = 450 // batch
+  slots = RunsTrainer(model, CE, optax.sgd(0.2), spiral, runs=seeds,
+                      batch_size=batch, num_epochs=epochs, eval_every=steps,
+                      progress=False).fit()
+  train_loss = np.array([[h["train_loss"] for h in s.history] for s in slots])
+  test_error = np.array([[1 - h["test_accuracy"] for h in s.history
+                          if "test_accuracy" in h] for s in slots])
+  cut = growth.stopped_curves(train_loss, test_error, steps_per_epoch=steps,
+                              target=target)
+  stops = growth.stop_epochs(test_error, target=target)
   assert (stops < epochs).any()  # the test needs a run that stops
   for r, seed in enumerate(seeds):
     hook = growth.StopAtTestError(spiral.x_test, spiral.y_test, target=target)
@@ -90,10 +96,10 @@ def test_hook_stops_the_engine_run_where_the_post_hoc_statistic_cuts(spiral):
     alive = cut[r][~np.isnan(cut[r])]
     np.testing.assert_allclose(loss, alive, rtol=2e-4, atol=1e-6)
     assert run.epoch == stops[r]
-    reached = bool((full.test_error[r] <= target).any())
+    reached = bool((test_error[r] <= target).any())
     assert hook.stopped_at == (stops[r] if reached else None)
     errs = np.array([hook.errors[e] for e in range(1, run.epoch + 1)])
-    np.testing.assert_allclose(errs, full.test_error[r, :run.epoch], atol=1e-6)
+    np.testing.assert_allclose(errs, test_error[r, :run.epoch], atol=1e-6)
 
 
 def test_stopped_run_attempts_no_insertion(spiral):
