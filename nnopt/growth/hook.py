@@ -95,6 +95,10 @@ class SensLI(Hook):
                     keep_hyperparams=optimizer is None)
     else:
       state = fresh
+      if factor != 1.0:
+        # A restarted state holds the optimizer's initial rate: apply every
+        # insertion's factor so far, as the rebuilt optimizer does.
+        factor **= 1 + sum(1 for a in self.attempts if a["chosen"])
     if factor != 1.0:
       state = scale_hyperparam(state, "learning_rate", factor)
     return optimizer, state

@@ -122,3 +122,20 @@ def test_resume_after_insertion_replays_the_growth(spiral, tmp_path):
   assert run.model == full_run.model and run.model.widths == (5, 5, 2)
   np.testing.assert_allclose(resumed.history[-1]["train_loss"],
                              full.history[-1]["train_loss"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["restart", "graft"])
+def test_lr_factor_compounds_over_insertions(spiral, mode):
+  """Two insertions at factor 0.5 leave a quarter of the initial rate, with
+  a restarted or a grafted injected-hyperparameter state alike."""
+  hook = growth.SensLI(CE, spiral.x_train, spiral.y_train, at_epochs=[2, 4],
+                       optimizer=mode, lr_factor=0.5, mode="full",
+                       threshold=None)
+  sgd = optax.inject_hyperparams(optax.sgd)(learning_rate=0.2)
+  trainer = Trainer(FNN((3, 2), init_scheme="pytorch"), CE, sgd, spiral,
+                    batch_size=None, num_epochs=6, hooks=[hook],
+                    progress=False)
+  run = trainer.fit()
+  assert sum(1 for a in hook.attempts if a["chosen"]) == 2
+  lr = optax.tree_utils.tree_get(run.state.opt_state, "learning_rate")
+  assert float(lr) == pytest.approx(0.05)
