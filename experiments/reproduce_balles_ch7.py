@@ -28,6 +28,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
+from experiments import balles_ch7_runs as R  # pylint: disable=wrong-import-position
 from nnopt.noise_aware import fisher as F  # pylint: disable=wrong-import-position
 from nnopt.noise_aware.fisher_data import TABLE_D5, load_datasets  # pylint: disable=wrong-import-position
 from nnopt.reproduce import Claims, Reproduction  # pylint: disable=wrong-import-position
@@ -67,15 +68,6 @@ QUOTE_74 = ("When the optimization starts close to the minimum (low initial "
             "(large initial loss).")
 
 
-def _deviation(path, star):
-  """Max distance of a path from the straight segment θ0 → θ*, relative."""
-  p0 = path[0]
-  seg = star - p0
-  t = np.clip((path - p0) @ seg / (seg @ seg), 0, 1)
-  return float(np.max(np.linalg.norm(path - (p0 + t[:, None] * seg), axis=1))
-               / np.linalg.norm(seg))
-
-
 def vector_field(claims: Claims, out: Path, iters: int) -> None:
   item = "Fig 7.1"
   prob = F.fig7_1_problem()
@@ -97,7 +89,7 @@ def vector_field(claims: Claims, out: Path, iters: int) -> None:
                                      iters, diverge_factor=None,
                                      record_path=True)
       ax.plot(path[:, 0], path[:, 1])
-      dev[method].append(_deviation(path, star))
+      dev[method].append(R.deviation(path, star))
       final[method].append(float(np.linalg.norm(path[-1] - star)
                                  / np.linalg.norm(np.array(s) - star)))
     ax.plot(*star, "k*")
@@ -147,16 +139,6 @@ def vector_field(claims: Claims, out: Path, iters: int) -> None:
                   "thesis shows one draw)", holds, quote=QUOTE_71_WORSE)
 
 
-def _accuracy(case: str, seeds: int = 20) -> float:
-  """In-sample accuracy of the fitted logistic model, mean over seeds."""
-  accs = []
-  for seed in range(seeds):
-    prob = F.fig7_2_logistic(case, seed=seed)
-    star = prob.fit()
-    accs.append(np.mean(((prob.x @ star) > 0) == (prob.y > 0.5)))
-  return float(np.mean(accs))
-
-
 def misspecified(claims: Claims, out: Path) -> None:
   item = "Fig 7.2"
   measured = {}
@@ -203,7 +185,7 @@ def misspecified(claims: Claims, out: Path) -> None:
                "difference > 0.1) even at the exact minimum",
                all(x["shape_diff"] > 0.1 for x in b), linear=b[0], logistic=b[1],
                quote=QUOTE_72)
-  accs = [_accuracy(c) for c in ("correct", "A", "B")]
+  accs = [R.accuracy(c) for c in ("correct", "A", "B")]
   claims.check(item, "logistic accuracies (in-sample, mean of 20 seeds): "
                "well-specified ≈ 73–77%, misspecified ≥ 85%", 0.73 <= accs[0] <= 0.77
                and min(accs[1:]) >= 0.85, accuracies=accs,
@@ -215,100 +197,9 @@ def misspecified(claims: Claims, out: Path) -> None:
 
 FIG7_3 = ("BreastCancer", "a1a", "Boston")
 FIG_D1 = ("Yacht", "Powerplant", "Wine", "Energy")
-ITERS = 100
 # γ ∈ logspace(−20, 10, ·) and λ ∈ logspace(−10, 10, ·) (Table D.4 steps).
 FULL_GRID = dict(gammas=241, lambdas=41)
 QUICK_GRID = dict(gammas=16, lambdas=5)
-
-def _select(prob: F.GLM, gammas, lambdas) -> dict:
-  """Per method, the (γ, λ) with the lowest loss after 100 iterations from
-  θ0 = 0, and that run's loss curve."""
-  theta0 = np.zeros(prob.x.shape[1])
-  best = {}
-  for method in ("gd", "ngd", "ef"):
-    cand = None
-    for lam in ([0.0] if method == "gd" else lambdas):
-      finals = F.run_preconditioned_grid(prob, method, theta0, gammas, lam,
-                                         ITERS)
-      k = int(np.argmin(finals))
-      if np.isfinite(finals[k]) and (cand is None or finals[k] < cand[0]):
-        cand = (finals[k], gammas[k], lam)
-    if cand is None:
-      raise RuntimeError(f"every {method} run diverged")
-    losses, _ = F.run_preconditioned(prob, method, theta0, cand[1], cand[2],
-                                     ITERS)
-    best[method] = dict(final=float(losses[-1]), gamma=float(cand[1]),
-                        damping=float(cand[2]), losses=losses)
-  return best
-
-
-def _undamped_step(mat, g) -> np.ndarray:
-  """``mat⁺ g``, the minimum-norm least-squares solution.
-
-  a1a's one-hot groups sum to the bias column (and some of its features are
-  never set), so its Fisher and EF are singular and ``solve`` would return
-  rounding noise along their common null space; on the full-rank sets this
-  is ``mat⁻¹ g`` (BreastCancer and Wine: cosines equal to 1e-8).
-  """
-  return np.linalg.lstsq(mat, g, rcond=None)[0]
-
-
-def _path_cosines(prob: F.GLM, path) -> list[float]:
-  """cos(F̃⁻¹∇R, F⁻¹∇R) (no damping) at every point of ``path``."""
-  out = []
-  with np.errstate(all="ignore"):
-    for theta in path:
-      g = prob.grad(theta)
-      out.append(F.cosine(_undamped_step(prob.empirical_fisher(theta), g),
-                          _undamped_step(prob.fisher(theta), g)))
-  return out
-
-
-def _plot_optim(path: Path, names, res, title: str) -> None:
-  if not names:
-    return
-  fig, axes = plt.subplots(2, len(names), figsize=(4.5 * len(names), 6.5),
-                           squeeze=False)
-  for col, name in enumerate(names):
-    for method, label in (("gd", "GD"), ("ngd", "NGD"), ("ef", "EFGD")):
-      b = res[name]["best"][method]
-      lam = "" if method == "gd" else f", λ=1e{np.log10(b['damping']):.1f}"
-      axes[0, col].semilogy(b["losses"], label=f"{label} γ=1e"
-                            f"{np.log10(b['gamma']):.2f}{lam}")
-    axes[0, col].set_title(name)
-    axes[0, col].set_xlabel("iteration")
-    axes[0, col].legend(fontsize=7)
-    axes[1, col].plot(res[name]["cos"])
-    axes[1, col].axhline(0.0, color="k", lw=0.5)
-    axes[1, col].set_ylim(-1.05, 1.05)
-    axes[1, col].set_xlabel("iteration (EFGD path)")
-    axes[1, col].set_ylabel("cos(F̃⁻¹∇R, F⁻¹∇R)")
-  fig.suptitle(title)
-  fig.tight_layout()
-  fig.savefig(path, dpi=80)
-  plt.close(fig)
-
-
-def _table_d5(res) -> dict:
-  """Selected log10 (γ; λ) per present data set next to Table D.5."""
-  out = {}
-  for name, r in res.items():
-    sel = {}
-    for method, b in r["best"].items():
-      sel[method] = ([round(np.log10(b["gamma"]), 3)] if method == "gd" else
-                     [round(np.log10(b["gamma"]), 3),
-                      round(np.log10(b["damping"]), 3)])
-    out[name] = dict(selected=sel, thesis=TABLE_D5.get(name))
-  return out
-
-
-def _spearman(a, b) -> float:
-  """Spearman's rank correlation (NaN if either sequence is constant)."""
-  from scipy.stats import rankdata  # pylint: disable=import-outside-toplevel
-  ra, rb = rankdata(a), rankdata(b)
-  if np.ptp(ra) == 0 or np.ptp(rb) == 0:
-    return float("nan")
-  return float(np.corrcoef(ra, rb)[0, 1])
 
 
 def real_data(claims: Claims, out: Path, quick: bool) -> None:
@@ -319,16 +210,16 @@ def real_data(claims: Claims, out: Path, quick: bool) -> None:
   problems, unavailable = load_datasets()
   res = {}
   for name, prob in problems.items():
-    best = _select(prob, gammas, lambdas)
+    best = R.select(prob, gammas, lambdas)
     _, path = F.run_preconditioned(prob, "ef", np.zeros(prob.x.shape[1]),
                                    best["ef"]["gamma"], best["ef"]["damping"],
-                                   ITERS, record_path=True)
-    res[name] = dict(best=best, cos=_path_cosines(prob, path))
-  _plot_optim(out / "fig7_3_optim.png", [n for n in FIG7_3 if n in res], res,
+                                   R.ITERS, record_path=True)
+    res[name] = dict(best=best, cos=R.path_cosines(prob, path))
+  R.plot_optim(out / "fig7_3_optim.png", [n for n in FIG7_3 if n in res], res,
               "Fig 7.3 (top: loss; bottom: cosine along the EFGD path)")
-  _plot_optim(out / "figD_1_optim.png", [n for n in FIG_D1 if n in res], res,
+  R.plot_optim(out / "figD_1_optim.png", [n for n in FIG_D1 if n in res], res,
               "Fig D.1 (top: loss; bottom: cosine along the EFGD path)")
-  table = _table_d5(res)
+  table = R.table_d5(res)
   (out / "table_d5_selected.json").write_text(json.dumps(
       dict(grid=dict(gammas=len(gammas), lambdas=len(lambdas)), **table),
       indent=2) + "\n")
@@ -417,26 +308,6 @@ def real_data(claims: Claims, out: Path, quick: bool) -> None:
                 unavailable.get("Boston"))
 
 
-def _from_starts(prob: F.GLM, star, starts, hyper: dict) -> tuple[dict, dict]:
-  """Per method, the fraction ``(R(θ100) − R*)/(R(θ0) − R*)`` left from each
-  start (``inf``: diverged) and the curves ``R(θ_t) − R*``."""
-  # R − R* exactly for least squares (no cancellation near θ*).
-  gap = lambda th: 0.5 * float(np.mean((prob.x @ (th - star)) ** 2))
-  frac, curves = {}, {}
-  for method in ("ngd", "ef"):
-    frac[method], curves[method] = [], []
-    for theta0 in starts:
-      _, path = F.run_preconditioned(prob, method, theta0,
-                                     hyper[method]["gamma"],
-                                     hyper[method]["damping"], ITERS,
-                                     record_path=True)
-      gaps = np.array([gap(th) for th in path])
-      curves[method].append(gaps)
-      frac[method].append(float(gaps[-1] / gaps[0]) if len(path) == ITERS + 1
-                          else float("inf"))
-  return frac, curves
-
-
 def init_distance(claims: Claims, out: Path, prob: F.GLM | None,
                   best: dict | None, reason: str | None) -> None:
   """Fig 7.4: Boston from θ0 = c·θ*, c ∈ [−1, 1), with Fig 7.3's (γ, λ)."""
@@ -455,28 +326,16 @@ def init_distance(claims: Claims, out: Path, prob: F.GLM | None,
   star = prob.fit()
   starts = [c * star for c in scales]
   initial = [prob.loss(th) for th in starts]
-  frac, curves = _from_starts(prob, star, starts, best)
-  rho = {m: _spearman(initial, frac[m]) for m in frac}
+  frac, curves = R.from_starts(prob, star, starts, best)
+  rho = {m: R.spearman(initial, frac[m]) for m in frac}
   ngd = np.array(frac["ngd"])
   ngd_flat = bool(np.all(np.isfinite(ngd)) and (
       ngd.max() <= 2 * ngd.min() or ngd.max() < 1e-6))
   # Informational: the same with the thesis's Table D.5 (γ, λ) for Boston.
   table = {m: dict(gamma=10 ** TABLE_D5["Boston"][m][0],
                    damping=10 ** TABLE_D5["Boston"][m][1]) for m in ("ngd", "ef")}
-  frac_table, _ = _from_starts(prob, star, starts, table)
-  fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-  norm = matplotlib.colors.LogNorm(min(initial), max(initial))
-  for ax, method in zip(axes, ("ngd", "ef")):
-    for loss0, gaps in zip(initial, curves[method]):
-      ax.semilogy(np.maximum(gaps, 1e-300), color=plt.cm.viridis(norm(loss0)))
-    ax.set_title(f"{'NGD' if method == 'ngd' else 'EFGD'} (Boston), "
-                 f"γ=1e{np.log10(best[method]['gamma']):.2f}")
-    ax.set_xlabel("iteration")
-  axes[0].set_ylabel("R(θ) − R*")
-  fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap="viridis"), ax=axes,
-               label="initial loss")
-  fig.savefig(out / "fig7_4_init.png", dpi=80)
-  plt.close(fig)
+  frac_table, _ = R.from_starts(prob, star, starts, table)
+  R.plot_init(out / "fig7_4_init.png", initial, curves, best)
   claims.check(item, what, rho["ef"] > 0.5 and ngd_flat, spearman=rho,
                ngd_same_everywhere=ngd_flat, scales=scales,
                initial_loss=initial, fraction_left=frac,
@@ -484,7 +343,7 @@ def init_distance(claims: Claims, out: Path, prob: F.GLM | None,
                                         float(np.log10(best[m]["damping"]))]
                                     for m in ("ngd", "ef")},
                with_table_d5_hyperparameters=dict(
-                   spearman={m: _spearman(initial, frac_table[m])
+                   spearman={m: R.spearman(initial, frac_table[m])
                              for m in frac_table},
                    fraction_left=frac_table), quote=QUOTE_74)
 
@@ -502,7 +361,8 @@ REPRODUCTION = Reproduction(
     id="balles_ch7", thesis="balles", items=("Fig 7.1", "Fig 7.2",
                                              "Fig 7.3, D.1", "Fig 7.4"),
     run=run, title="Balles ch. 7: Fisher vs empirical Fisher",
-    cost="about 1 min on the bundled sets, more with a1a "
+    cost="about 18 min on the bundled sets (BreastCancer, Wine; 1,054 s "
+    "measured at nice 10 on 2 busy cores), more with a1a and the UCI sets "
     "(quick: seconds)",
     smoke=("the same problems on a 16 × 5 (γ, λ) grid and 5,000 vector-field"
            " iterations"))

@@ -24,30 +24,33 @@ the winner on seeds 0–2; Fig 4.3 runs α ∈ {0.1, 0.06, 0.03, 0.01, 0.006} fo
 CABS, the competitor and m = 128 on CIFAR-10 (the thesis names neither the
 problem nor the constant m) on seeds 0–2.
 
+The runs are :mod:`experiments.balles_tier_b_runs`, the smoke records
+:mod:`experiments.balles_tier_b_quick`, the quoted sentences
+:mod:`experiments.balles_tier_b_quotes`.
+
 ``quick`` trains every method of each config on scikit-learn's digits (the
 configs' ``quick`` sections) and writes only smoke records.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
-import numpy as np  # pylint: disable=wrong-import-position
+from experiments.balles_tier_b_quick import quick_cabs, quick_p
+from experiments.balles_tier_b_quotes import (
+    QUOTE_42, QUOTE_42_MNIST, QUOTE_43,
+    QUOTE_SIGN, QUOTE_P2, QUOTE_P4,
+    QUOTE_VA, QUOTE_B2_P2, QUOTE_B2_P3,
+    QUOTE_B2_ADAM, QUOTE_B2_ADAM_P2, QUOTE_B3)
+from experiments.balles_tier_b_runs import (
+    ROOT, data_missing, ensure_run, final, load_config)
+from nnopt.reproduce import Claims, Reproduction
 
-from nnopt import config as C  # pylint: disable=wrong-import-position
-from nnopt.data import DatasetError  # pylint: disable=wrong-import-position
-from nnopt.reproduce import Claims, Reproduction  # pylint: disable=wrong-import-position
-
-ROOT = Path(__file__).resolve().parent.parent
-CONFIGS = ROOT / "configs"
 RUNS = Path(os.environ.get("NNOPT_TIER_B_RUNS",
                            ROOT / "experiments" / "results" / "balles_tier_b"
                            / "runs"))
@@ -57,7 +60,6 @@ ALPHAS_42 = (0.3, 0.1, 0.06, 0.03, 0.01, 0.006)
 ALPHAS_43 = (0.1, 0.06, 0.03, 0.01, 0.006)
 CABS_METHODS = ("cabs", "competitor", "m32", "m128", "m512")
 #: Final values: the mean over the last 5 % of the steps' logged records.
-FINAL_FRACTION = 0.05
 LABELS = {"msgd": "M-SGD", "adam": "ADAM", "msign_sgd": "M-SSD",
           "msvag": "M-SVAG", "svag": "SVAG", "adam_star": "ADAM*",
           "msvag_mb": "M-SVAG-mb", "cabs": "CABS", "competitor": "Competitor",
@@ -65,117 +67,6 @@ LABELS = {"msgd": "M-SGD", "adam": "ADAM", "msign_sgd": "M-SSD",
 #: "≈" and "at least as good as" margins, as in ``balles_p1_fmnist``: final
 #: train losses within 10 % (log 1.1), test accuracies within 0.5 pp.
 LOSS_MARGIN, ACC_MARGIN = math.log(1.10), 0.005
-
-QUOTE_42 = ("On SVHN, CIFAR-10 and CIFAR-100, CABS yields significantly faster "
-            "decrease in training loss with the curve continuously lying below "
-            "all others. It also achieves the best test set accuracy of all "
-            "methods on all three problems.")
-QUOTE_42_MNIST = ("CABS outperforms competing method on three out of the four "
-                  "problems.")
-QUOTE_43 = ("The curves for different step sizes cluster much more closely "
-            "together when adapting the batch size with CABS.")
-QUOTE_SIGN = ("Considering only training loss, the two sign-based methods "
-              "clearly outperform the two non-sign-based methods on problems "
-              "(P1) and (P3).")
-QUOTE_P2 = ("On (P2), ADAM and M-SIGN-SGD make rapid initial progress, but "
-            "later plateau and are undercut by M-SGD and M-SVAG.")
-QUOTE_P4 = ("On the language modelling task (P4) the non-sign-based methods "
-            "show superior performance.")
-QUOTE_VA = ("In all experiments, the variance-adapted variants perform at "
-            "least as good as, and often better than, their “base "
-            "algorithms”.")
-QUOTE_B2_P2 = "We observe that SVAG performs better than M-SVAG on (P2)."
-QUOTE_B2_P3 = ("On (P3), it makes faster initial progress but later plateaus, "
-               "leading to slightly worse outcomes in both training loss and "
-               "test accuracy.")
-QUOTE_B2_ADAM = "In the CIFAR-100 example (P3) the two methods are on par."
-QUOTE_B2_ADAM_P2 = ("ADAM* quickly catches up and reaches lower minimal "
-                    "training loss values.")
-QUOTE_B3 = ("We tested the minibatch variant of M-SVAG on the problems (P1) "
-            "and (P2) from the main text and compared it to the moving "
-            "average version. […] The two algorithms have almost identical "
-            "performance.")
-
-
-def _config(name):
-  return C.load_config_file(CONFIGS / f"{name}.py")[1]
-
-
-def _fit(config, variant, quick, overrides=(), progress=False):
-  exp = C.build(C.resolve(config, variant, quick=quick, overrides=overrides))
-  trainer = exp.trainer(progress=progress)
-  trainer.fit()
-  return trainer
-
-
-def data_missing(config, variant) -> str | None:
-  """None when the variant's data are found, else the loader's message
-  (the data asked for and every place searched)."""
-  try:
-    C.load_dataset(C.resolve(config, variant))
-  except DatasetError as e:
-    return " ".join(str(e).split())
-  return None
-
-
-# -- full size: runs -----------------------------------------------------------
-
-
-def _lr_overrides(method: str, alpha: float | None) -> list[str]:
-  if alpha is None:
-    return []
-  over = [f"optimizer.learning_rate={alpha}"]
-  if method in ("cabs",):
-    over.append("hooks=" + repr([dict(name="cabs", options=dict(
-        learning_rate=alpha, m_min=16, m_max=2048))]))
-  return over
-
-
-def run_name(variant: str, alpha: float | None, seed: int) -> str:
-  return f"{variant}{'' if alpha is None else f'_a{alpha:g}'}_s{seed}"
-
-
-def read_run(path: Path) -> list[dict[str, Any]] | None:
-  """The records of a finished run (``run.json`` written last), else None."""
-  if not (path / "run.json").exists():
-    return None
-  with (path / "metrics.jsonl").open() as f:
-    return [json.loads(line) for line in f if line.strip()]
-
-
-def ensure_run(runs_dir: Path, config_name: str, variant: str,
-               alpha: float | None, seed: int, *, quick: bool = False,
-               extra: Iterable[str] = (), dir_name: str | None = None
-               ) -> list[dict[str, Any]]:
-  """The run's records, trained through the engine if not on disk yet."""
-  out = runs_dir / config_name / run_name(dir_name or variant, alpha, seed)
-  records = read_run(out)
-  if records is not None:
-    return records
-  method = variant.split("_", 1)[1] if config_name == "balles_cabs" else variant
-  trainer = _fit(_config(config_name), variant, quick,
-                 [f"train.seed={seed}", *_lr_overrides(method, alpha), *extra],
-                 progress=not quick)
-  out.mkdir(parents=True, exist_ok=True)
-  with (out / "metrics.jsonl").open("w") as f:
-    for record in trainer.history:
-      f.write(json.dumps(record) + "\n")
-  (out / "run.json").write_text(json.dumps(dict(
-      config=config_name, variant=variant, alpha=alpha, seed=seed,
-      quick=quick, wall_seconds=trainer.history[-1].get("wall_time")
-      if trainer.history else None)) + "\n")
-  return trainer.history
-
-
-def final(records, key: str) -> float:
-  """Mean of ``key`` over the records of the last 5 % of the steps (at least
-  the last record that has it)."""
-  have = [r for r in records if r.get(key) is not None]
-  if not have:
-    raise ValueError(f"no {key} recorded")
-  last = max(r["step"] for r in records)
-  window = [r[key] for r in have if r["step"] >= last * (1 - FINAL_FRACTION)]
-  return float(np.mean(window or [have[-1][key]]))
 
 
 # -- full size: claims ---------------------------------------------------------
@@ -186,7 +77,7 @@ class Problem:
 
   def __init__(self, name: str, config_name: str, variant: str, data: str):
     self.name, self.config_name, self.data = name, config_name, data
-    self.missing = data_missing(_config(config_name), variant)
+    self.missing = data_missing(load_config(config_name), variant)
 
   def reason(self) -> str:
     return (f"{self.data} not found: {self.missing}")
@@ -356,7 +247,7 @@ def _tuned(runs_dir, problem, method, alphas, quick=False):
 def fig4_2(claims: Claims, runs_dir: Path, seeds=CABS_SEEDS, quick=False,
            problems: Iterable[str] = tuple(CABS_PROBLEMS),
            alphas=ALPHAS_42) -> None:
-  config = _config("balles_cabs")
+  config = load_config("balles_cabs")
   for problem in problems:
     item = "Fig 4.2"
     others = [m for m in CABS_METHODS if m != "cabs"]
@@ -406,7 +297,7 @@ def fig4_3(claims: Claims, runs_dir: Path, seeds=CABS_SEEDS, quick=False,
   texts = [(f"{problem}: the final train losses over α ∈ {set(alphas)} spread "
             f"less for CABS than for {LABELS[m]} (log max/min per seed; seeds "
             f"{list(seeds)}, paired)", m) for m in ("competitor", "m128")]
-  missing = data_missing(_config("balles_cabs"), f"{problem}_cabs")
+  missing = data_missing(load_config("balles_cabs"), f"{problem}_cabs")
   if missing:
     for text, _ in texts:
       claims.not_run(item, text, f"{CABS_PROBLEMS[problem]} not found: "
@@ -427,73 +318,6 @@ def fig4_3(claims: Claims, runs_dir: Path, seeds=CABS_SEEDS, quick=False,
 
 # -- quick (smoke on digits) ----------------------------------------------------
 
-
-def quick_cabs(claims: Claims, out: Path) -> None:
-  config = _config("balles_cabs")
-  trainer = _fit(config, "mnist_cabs", True, ["train.log_every=1"])
-  sizes = [h["cabs_batch_size"] for h in trainer.history]
-  claims.check("Fig 4.2", "digits: CABS runs from a config and compiles at "
-               "most once per batch-size bucket",
-               trainer.num_compilations <= len(C.resolve(config, "mnist_cabs")
-                                               ["train"]["buckets"]),
-               compilations=trainer.num_compilations, sizes_first_last=(
-                   sizes[0], sizes[-1]), examples_seen=trainer.history[-1][
-                       "examples_seen"])
-  spreads, curves = {}, {}
-  for method in ("cabs", "m128"):
-    finals = []
-    for lr in (0.1, 0.03, 0.01):
-      t = _fit(config, f"mnist_{method}", True,
-               ["train.log_every=1", *_lr_overrides(method, lr)])
-      curves[(method, lr)] = [(h["examples_seen"], h["train_loss"])
-                              for h in t.history]
-      finals.append(t.history[-1]["train_loss"])
-    spreads[method] = float(np.log(max(finals) / min(finals)))
-  fig, ax = plt.subplots(figsize=(5, 3.5))
-  for (method, lr), c in curves.items():
-    c = np.array(c)
-    ax.plot(c[:, 0], c[:, 1], label=f"{method} α={lr}",
-            ls="-" if method == "cabs" else "--")
-  ax.set_xlabel("examples seen")
-  ax.legend(fontsize=6)
-  fig.tight_layout()
-  fig.savefig(out / "fig4_3_quick.png", dpi=80)
-  plt.close(fig)
-  claims.info("Fig 4.3", "digits, one seed: log(max/min) of the final train "
-              "losses over α ∈ {0.1, 0.03, 0.01} for CABS and m = 128",
-              spreads, quote=QUOTE_43)
-
-
-def quick_p(claims: Claims, out: Path) -> None:
-  runs = {}
-  for name, variants in (("balles_p1_fmnist", ("msgd", "adam", "msign_sgd",
-                                               "msvag", "msvag_mb")),
-                         ("balles_p2_cifar10", ("svag", "adam_star")),
-                         ("balles_p3_cifar100", ("msvag", "adam_star")),
-                         ("balles_p4_tolstoi", ("msgd", "adam", "msign_sgd",
-                                                "msvag"))):
-    config = _config(name)
-    for v in variants:
-      t = _fit(config, v, True, ["train.log_every=1"])
-      runs[f"{name}/{v}"] = [h["train_loss"] for h in t.history]
-  fig, ax = plt.subplots(figsize=(6, 4))
-  for k, v in runs.items():
-    ax.plot(np.convolve(v, np.ones(10) / 10, mode="valid"), label=k)
-  ax.set_yscale("log")
-  ax.legend(fontsize=6)
-  fig.tight_layout()
-  fig.savefig(out / "fig5_4_quick.png", dpi=80)
-  plt.close(fig)
-  tail = {k: float(np.mean(v[-20:])) for k, v in runs.items()}
-  head = {k: float(np.mean(v[:5])) for k, v in runs.items()}
-  claims.check("Fig 5.4", "every method of P1–P4 (M-SGD, ADAM, M-SSD, "
-               "M-SVAG, SVAG, ADAM*, M-SVAG-mb; P4 a small char-LSTM with "
-               "dropout on embedded text) lowers the training loss from its "
-               "configs' quick sections", all(tail[k] < head[k] for k in tail),
-               first=head, last=tail)
-  a, b = tail["balles_p1_fmnist/msvag"], tail["balles_p1_fmnist/msvag_mb"]
-  claims.info("Fig B.3", "digits, one seed: final train loss of M-SVAG (EMA) "
-              "and M-SVAG-mb", {"msvag": a, "msvag_mb": b}, quote=QUOTE_B3)
 
 
 STAND_IN = ("scikit-learn digits 8×8 and an embedded text with the configs' "
@@ -521,8 +345,9 @@ REPRODUCTION = Reproduction(
     items=("Fig 4.2", "Fig 4.3", "Fig 5.4", "Fig B.2", "Fig B.3"), run=run,
     title="Balles Tier B: CABS and P2–P4 experiments at the thesis's settings "
     "(configs); runs trained when their data are present",
-    cost="seconds when the data are absent (NOT RUN); with the data, days on "
-    "a CPU, hours to days on an accelerator: Fig 5.4/B.2/B.3 are 10 seeds × "
-    "4–7 methods × 40k–200k steps per problem, Fig 4.2 is 6 α (× 3 θ) × 5 "
-    "methods tuned, then 3 seeds (quick: about 5 min CPU)",
+    cost="about 1 s when the data are absent (NOT RUN, 0.9 s measured); "
+    "with the data, days on a CPU, hours to days on an accelerator: Fig "
+    "5.4/B.2/B.3 are 10 seeds × 4–7 methods × 40k–200k steps per problem, "
+    "Fig 4.2 is 6 α (× 3 θ) × 5 methods tuned, then 3 seeds (quick: about 5 "
+    "min CPU)",
     smoke=STAND_IN)

@@ -9,6 +9,8 @@ and the full-size path of Balles tier B on runs that exist.
   oracle), and the prolonged correction of an inexact coarse solve satisfies
   ⟨∇f, e⟩ ≤ −(μ_H + λ)‖ē‖² + rᵀē; with the gradient restricted by R_p
   instead of R_g = P_pᵀ the bound fails (the check can fail).
+* MG/Opt B.2 (issue 13): all seeds and operators of Figs 3.1/3.2 as one
+  compiled program equal the per-seed loop of jitted runs (the oracle).
 * Balles tier B: with data present, the full-size claims are verdicts with
   intervals over seeds, read from the runs directory; a missing run is
   trained through the engine.
@@ -25,6 +27,8 @@ import numpy as np
 import optax
 import pytest
 
+from experiments import balles_tier_b_runs as tb_runs
+from experiments import mgopt_b2
 from experiments import reproduce_balles_tier_b as tier_b
 from nnopt.multilevel import (cgc_gradient, cgc_objective, coarse_solve,
                               matrix_transfer)
@@ -110,7 +114,7 @@ def test_thm_2_36_bound_fails_without_rg_equal_ptranspose():
 
 
 def _write_run(root, config, name, seed, loss, acc, steps=100):
-  out = root / config / tier_b.run_name(name, None, seed)
+  out = root / config / tb_runs.run_name(name, None, seed)
   out.mkdir(parents=True)
   with (out / "metrics.jsonl").open("w") as f:
     for step in range(10, steps + 1, 10):
@@ -154,9 +158,30 @@ def test_tier_b_not_run_names_data_and_places(tmp_path, monkeypatch):
 
 
 def test_tier_b_trains_a_missing_run(tmp_path):
-  records = tier_b.ensure_run(tmp_path, "balles_p2_cifar10", "msgd", None, 0,
-                              quick=True, extra=["train.num_steps=20"])
+  records = tb_runs.ensure_run(tmp_path, "balles_p2_cifar10", "msgd", None, 0,
+                               quick=True, extra=["train.num_steps=20"])
   out = tmp_path / "balles_p2_cifar10" / "msgd_s0"
   assert (out / "run.json").exists()
-  assert tier_b.read_run(out) == json.loads(json.dumps(records))
-  assert math.isfinite(tier_b.final(records, "train_loss"))
+  assert tb_runs.read_run(out) == json.loads(json.dumps(records))
+  assert math.isfinite(tb_runs.final(records, "train_loss"))
+
+
+# -- MG/Opt B.2: all seeds and operators as one program (issue 13) -------------
+
+
+def test_mgopt_b2_one_program_equals_the_per_seed_loop():
+  seeds = [0, 1, 2]
+  one = mgopt_b2.b2_curves(seeds, 0.001)
+  loop = mgopt_b2.loop_curves(seeds, 0.001)
+  assert set(one[0]) == set(mgopt_b2.OPERATORS)
+  assert one[0]["sgd"].shape == (3, 202)
+  assert mgopt_b2.max_relative_difference(one[0], loop[0]) <= 1e-10
+  assert one[1] == loop[1]
+  for w in mgopt_b2.OPERATORS:
+    np.testing.assert_allclose(one[2][w], loop[2][w], rtol=1e-10)
+  # lr 0.001 covers both gate outcomes (Fig 3.2): largeev's cgc is taken and
+  # changes the curve, smallev's is skipped and its curve is SGD's exactly.
+  assert all(one[1]["largest"]) and not any(one[1]["smallest"])
+  assert np.all(one[0]["largest"][:, 51] < one[0]["sgd"][:, 51])
+  np.testing.assert_array_equal(one[0]["smallest"], one[0]["sgd"])
+  assert np.all(np.isnan(one[2]["sgd"]))
