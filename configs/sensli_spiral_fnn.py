@@ -1,8 +1,9 @@
 """SensLI with FNNs on the spiral (Kreis Fig 4.5a/b, spec-sensli §4.1 Exp2/Exp4).
 
 One run per variant through the engine with the ``sensli`` hook (the
-reproduction ``nnopt reproduce sensli_spiral`` averages 30–40 seeds with a
-batched driver that computes the same runs):
+reproduction ``nnopt reproduce sensli_spiral`` averages 30–40 seeds on the
+engine's runs axis, each run equal to the engine run alone; here
+``--set sweep.seeds=30`` does the same):
 
 * ``li`` — FNN 2-5-2 (ReLU, PyTorch init), full-batch GD at lr 0.2; after 450
   of 1850 iterations SensLI inserts the identity layer 5→5 (the only
