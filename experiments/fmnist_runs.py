@@ -1,0 +1,141 @@
+"""Runs of the Fashion-MNIST sibling reproductions on disk: train, read, summarize.
+
+Shared by ``reproduce_kreis_fmnist.py`` and ``reproduce_cabs_fmnist.py``. One
+run is one (config, variant, seed) trained through the engine and written as
+``<runs dir>/<name>/metrics.jsonl`` (the engine's records) and ``run.json``
+(wall time, measured time per step, whether it diverged, the commit). A run
+counts as finished when its ``run.json`` exists; ``run.json`` is written last.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from nnopt import config as C
+from nnopt.engine.trainer import NonFiniteLossError
+
+#: The commit of the code that trained a run (the driver sets it).
+COMMIT_ENV = "NNOPT_RUN_COMMIT"
+
+
+def step_time(records: Sequence[dict[str, Any]]) -> float | None:
+  """Median seconds per step between consecutive records without an evaluation.
+
+  The first interval (it holds the compilation) and intervals that end in a
+  test evaluation are left out.
+  """
+  rates = []
+  for prev, rec in zip(records[1:], records[2:]):
+    if any(k.startswith("test_") for k in rec) or rec["step"] <= prev["step"]:
+      continue
+    rates.append((rec["wall_time"] - prev["wall_time"]) /
+                 (rec["step"] - prev["step"]))
+  return float(np.median(rates)) if rates else None
+
+
+def train_run(config_path: Path, variant: str, seed: int, out: Path, *,
+              quick: bool = False, overrides: Sequence[str] = (),
+              dataset=None, progress: bool = False) -> dict[str, Any]:
+  """Trains one run and writes ``out/metrics.jsonl`` and ``out/run.json``.
+
+  A run whose loss turns non-finite is kept with ``diverged`` set (its
+  records up to there are written). Returns the ``run.json`` record.
+  """
+  _, config = C.load_config_file(config_path)
+  spec = C.resolve(config, variant, quick=quick,
+                   overrides=[f"train.seed={seed}", *overrides])
+  if dataset is None:
+    dataset = C.load_dataset(spec)
+  trainer = C.build(spec, dataset=dataset).trainer(progress=progress)
+  start, diverged = time.perf_counter(), None
+  try:
+    trainer.fit()
+  except NonFiniteLossError as e:
+    diverged = str(e)
+  wall = time.perf_counter() - start
+  out.mkdir(parents=True, exist_ok=True)
+  with (out / "metrics.jsonl").open("w") as f:
+    for record in trainer.history:
+      f.write(json.dumps(record) + "\n")
+  per_step = step_time(trainer.history)
+  meta = {
+      "config": Path(config_path).name, "variant": variant, "seed": seed,
+      "quick": quick, "overrides": list(overrides),
+      "dataset": spec["dataset"]["name"],
+      "learning_rate": spec["optimizer"]["learning_rate"],
+      "steps": trainer.history[-1]["step"] if trainer.history else 0,
+      "wall_seconds": round(wall, 2),
+      "ms_per_step": None if per_step is None else round(1e3 * per_step, 4),
+      "diverged": diverged, "commit": os.environ.get(COMMIT_ENV),
+      "host": f"{platform.machine()}, {os.cpu_count()} CPUs (shared)"}
+  (out / "run.json").write_text(json.dumps(meta, indent=1) + "\n")
+  return meta
+
+
+def read_run(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
+  """``(records, run.json)`` of a finished run directory, else None."""
+  meta_path, metrics = path / "run.json", path / "metrics.jsonl"
+  if not (meta_path.exists() and metrics.exists()):
+    return None
+  with metrics.open() as f:
+    records = [json.loads(line) for line in f if line.strip()]
+  return records, json.loads(meta_path.read_text())
+
+
+def window_mean(records, key: str, last: float, window: float,
+                axis: str = "step") -> float | None:
+  """Mean of ``key`` over the records with ``last − window < axis ≤ last``."""
+  values = [r[key] for r in records if r.get(key) is not None
+            and last - window < r[axis] <= last]
+  return float(np.mean(values)) if values else None
+
+
+def at_wall_time(records, key: str, seconds: float, window: float
+                 ) -> float | None:
+  """The MA of ``key`` over ``window`` steps ending at the last record
+  logged by ``seconds`` of wall time (the first record if none is)."""
+  before = [r for r in records if r["wall_time"] <= seconds]
+  end = (before or records[:1])[-1]["step"]
+  return window_mean(records, key, end, window)
+
+
+
+
+def wall_times(runs_dir: Path) -> dict[str, list[float]]:
+  """Measured wall seconds of the finished runs under ``runs_dir``, by run
+  name without its ``_s<seed>`` suffix."""
+  out: dict[str, list[float]] = {}
+  for meta_path in sorted(Path(runs_dir).glob("*/run.json")):
+    try:
+      meta = json.loads(meta_path.read_text())
+    except ValueError:
+      continue
+    if meta.get("wall_seconds") is not None:
+      name = meta_path.parent.name.rsplit("_s", 1)[0]
+      out.setdefault(name, []).append(float(meta["wall_seconds"]))
+  return out
+
+
+def cost_text(runs_dir: Path, planned: int) -> str:
+  """``--list``'s cost: the measured wall time of each finished run."""
+  times = wall_times(runs_dir)
+  if not times:
+    return f"no full-size run finished yet ({planned} planned, {runs_dir})"
+  done = sum(len(v) for v in times.values())
+  parts = [f"{name} {np.mean(v) / 60:.1f} min" + (f" (×{len(v)})"
+                                                  if len(v) > 1 else "")
+           for name, v in times.items()]
+  return (f"reading: seconds; measured wall time per full-size run on a "
+          f"shared 2-core CPU ({done} of {planned} finished): "
+          + ", ".join(parts))
+
+
+__all__ = ["COMMIT_ENV", "at_wall_time", "cost_text", "read_run", "step_time",
+           "train_run", "wall_times", "window_mean"]
