@@ -414,7 +414,8 @@ def test_nnopt_names_in_the_table():
   assert C.OPTIMIZERS["sign_sgd"].__module__.startswith("nnopt.")
   assert {"odenet", "conv_pool_net", "wide_resnet", "char_lstm", "fnn",
           "resnet", "vgg"} <= set(C.MODELS)
-  assert set(C.HOOKS) == {"sensli", "mlsgd", "cabs", "competitor"}
+  assert set(C.HOOKS) == {"sensli", "mlsgd", "cabs", "competitor",
+                          "reduce_on_plateau"}
 
 
 def test_add_optimizer_and_options_by_signature():

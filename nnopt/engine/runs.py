@@ -371,14 +371,14 @@ class RunsTrainer:
       runs_io.append_record(self.workdir, m.label, record)
     if reset.all():
       if group.zero_sums is None:
-        group.zero_sums = jax.device_put(
+        group.zero_sums = jax.block_until_ready(jax.device_put(
             {k: np.zeros(group.rows, np.float32) for k in sums},
-            stacked_sharding(self.mesh))
+            stacked_sharding(self.mesh)))
       group.sums = group.zero_sums
     else:
-      group.sums = jax.device_put(
+      group.sums = jax.block_until_ready(jax.device_put(
           {k: np.where(reset, 0.0, v).astype(np.float32)
-           for k, v in sums.items()}, stacked_sharding(self.mesh))
+           for k, v in sums.items()}, stacked_sharding(self.mesh)))
 
   def _interrupt(self, signum: int) -> None:
     saved = None

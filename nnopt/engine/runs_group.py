@@ -282,8 +282,11 @@ def build_group(members: list[RunSlot], mesh: Mesh,
   place = lambda tree: jax.device_put(tree, sharding)
   n = len(rows)
   sums = {k: np.zeros((n,), np.float32) for k in zero_sums}
-  group = Group(group_key(members[0]), list(members), place(stack(rows)),
-                place(hparams), place(sums))
+  # Placed before the next step is dispatched: on simulated CPU devices two
+  # programs in flight can starve each other's collectives (see Trainer).
+  state, hparams, sums = jax.block_until_ready(
+      (place(stack(rows)), place(hparams), place(sums)))
+  group = Group(group_key(members[0]), list(members), state, hparams, sums)
   for row, m in enumerate(members):
     m.group, m.row, m._state, m.changed = group, row, None, False
   return group
