@@ -27,6 +27,7 @@ stand-in (:data:`STAND_IN`), never a thesis figure's full-size claim.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -207,7 +208,7 @@ class Setting:
     steps = self.steps_per_epoch * (epochs or self.epochs)
     trainer = RunsTrainer(
         self.model, self.loss, factory, data, batch_size=self.batch,
-        num_steps=steps, log_every=1, progress=False,
+        num_steps=steps, log_every=1, progress=sys.stderr.isatty(),
         params=self.params,
         runs=[RunSpec(seed=self.seed, hparams={"learning_rate": float(lr)})
               for lr in lrs])

@@ -30,6 +30,7 @@ once) through the same code path, and 15 Table 3.1 cycles on 2 seeds.
 
 from __future__ import annotations
 
+import sys
 import os
 from pathlib import Path
 
@@ -208,7 +209,7 @@ def train_variant(config, variant: str, seed: int, quick: bool, datasets):
     extra = dict(eval_every=EpochSampler(len(ds.x_train),
                                          spec["train"]["batch_size"]
                                          ).steps_per_epoch, eval_train=True)
-  trainer = experiment.trainer(progress=False, **extra)
+  trainer = experiment.trainer(progress=sys.stderr.isatty(), **extra)
   run = trainer.fit()
   prefix = "fine_" if hooks else ""
   curve = [(r["wall_time"], r[f"{prefix}test_accuracy"],

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple, Sequence
 
+import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -209,7 +210,8 @@ def _train_group(model, rate, labels, variants, data, loss, seeds, epochs,
 
   trainer = RunsTrainer(model, loss, optimizer, data, runs=specs,
                         batch_size=batch, num_epochs=epochs, hooks=hooks,
-                        log_every=1, eval_every=steps, progress=False)
+                        log_every=1, eval_every=steps,
+                        progress=sys.stderr.isatty())
   slots = trainer.fit()
   result = {}
   for k, label in enumerate(labels):
