@@ -114,6 +114,11 @@ def precondition_layer(leaves: Mapping[str, Array], inverses, plan: LayerPlan,
   return out
 
 
+def _every_step(period) -> bool:
+  return isinstance(period, int) and not isinstance(period, bool) and \
+      period == 1
+
+
 def _check_period(name: str, value) -> None:
   v = concrete(value)
   if v is not None and not (v >= 1 and v == int(v)):
@@ -189,16 +194,27 @@ def scale_by_kronecker(
     # The pieces' update indices derive from the step count here: counters
     # carried out of a lax.cond branch deadlocked XLA:CPU's collectives on 8
     # simulated devices (jax 0.10.2).
-    estimate = jax.lax.cond(
-        count % curvature_period == 0,
-        lambda: factors.update(state.estimate, layer_plan, stats, weights,
-                               count // curvature_period),
-        lambda: state.estimate)
-    inverse = jax.lax.cond(
-        count % refresh_period == 0,
-        lambda: inverses.update(state.inverse, estimate.factors,
-                                count // refresh_period),
-        lambda: state.inverse)
+    # Every step (period 1) needs no cond. That also keeps what does not
+    # depend on the state unbatched under vmap: runs on a runs axis that
+    # share their batch share the first layer's input factor and factorize
+    # it once (a cond with a per-run predicate batches all its operands).
+    if _every_step(curvature_period):
+      estimate = factors.update(state.estimate, layer_plan, stats, weights,
+                                count)
+    else:
+      estimate = jax.lax.cond(
+          count % curvature_period == 0,
+          lambda: factors.update(state.estimate, layer_plan, stats, weights,
+                                 count // curvature_period),
+          lambda: state.estimate)
+    if _every_step(refresh_period):
+      inverse = inverses.update(state.inverse, estimate.factors, count)
+    else:
+      inverse = jax.lax.cond(
+          count % refresh_period == 0,
+          lambda: inverses.update(state.inverse, estimate.factors,
+                                  count // refresh_period),
+          lambda: state.inverse)
     layers = by_layer(updates)
     norms = {}
     for name, lp in layer_plan.items():
