@@ -77,12 +77,15 @@ def batch_sharding(mesh: Mesh, per_run: bool) -> NamedSharding:
 
 
 def stack(trees: Sequence[Any]) -> Any:
-  return jax.tree.map(lambda *a: jnp.stack(a), *trees)
+  """Stacks the trees on the host (one transfer each, nothing left in flight:
+  see :func:`build_group`)."""
+  trees = jax.device_get(list(trees))
+  return jax.tree.map(lambda *a: np.stack(a), *trees)
 
 
-def take_rows(tree: Any, rows: Sequence[int]) -> Any:
-  rows = jnp.asarray(np.asarray(rows, np.int32))
-  return jax.tree.map(lambda a: jnp.take(a, rows, axis=0), tree)
+@jax.jit
+def _take_row(tree: Any, row: jax.Array) -> Any:
+  return jax.tree.map(lambda a: a[row], tree)
 
 
 def run_specs(runs: int | Sequence[RunSpec | int]) -> list[RunSpec]:
@@ -253,7 +256,11 @@ class Group:
 
   def row_state(self, row: int) -> Any:
     if row not in self._rows:
-      self._rows[row] = jax.tree.map(lambda a: a[row], self.state)
+      # One program, finished before anything else is dispatched (two
+      # programs in flight can starve each other's collectives on simulated
+      # CPU devices).
+      self._rows[row] = jax.block_until_ready(
+          _take_row(self.state, jnp.asarray(row, jnp.int32)))
     return self._rows[row]
 
   def advanced(self) -> None:
@@ -294,5 +301,5 @@ def build_group(members: list[RunSlot], mesh: Mesh,
 
 __all__ = ["DATA_AXIS", "Group", "RUNS_AXIS", "RunSlot", "RunSpec",
            "axis_size", "batch_sharding", "build_group", "group_key",
-           "run_specs", "runs_mesh", "stack", "stacked_sharding", "take_rows",
+           "run_specs", "runs_mesh", "stack", "stacked_sharding",
            "with_injected"]
