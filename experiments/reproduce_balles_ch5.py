@@ -287,6 +287,6 @@ REPRODUCTION = Reproduction(
     items=("Fig 5.2", "Fig 5.3", "(5.14)-(5.16)", "(B.33)-(B.34)",
            "Alg. 2-5, §5.4.4", "Lemma 5.3, 5.4", "Thm 5.1"), run=run,
     title="Balles ch. 5: variance factors, EMA variance, transforms, Wilson, "
-          "idealised SVAG", cost="1 min (quick: 20 s)",
+          "idealised SVAG", cost="26 s measured (quick: 20 s)",
     smoke=("the same checks with fewer Monte Carlo runs (50,000 / 200) and "
            "2,000 SVAG steps"))

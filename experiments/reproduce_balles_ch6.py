@@ -159,6 +159,6 @@ REPRODUCTION = Reproduction(
     id="balles_ch6", thesis="balles",
     items=("Fig 6.1, 6.2", "Fig 6.3", "(6.21)-(6.26), Props 6.4-6.6"), run=run,
     title="Balles ch. 6: ℓ∞ smoothness, separable bounds, GD vs sign GD",
-    cost="1 min (quick: 15 s)",
+    cost="8 s measured (quick: 15 s)",
     smoke=("the same quadratics with 5 initializations, 5 values of φ and 50"
            " random matrices"))
