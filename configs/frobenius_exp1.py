@@ -29,17 +29,11 @@ def get_config():
   config.train.batch_size = 100
   config.train.num_epochs = 30
   config.train.log_every = 1
-  damping = kreis_ch5.DAMPING[EXPERIMENT]
   sgd_lr, pre_lr = kreis_ch5.CHAMPIONS[EXPERIMENT]
-  sgd = lambda lr: dict(optimizer=dict(name="sgd", learning_rate=lr,
-                                       options={}))
-  pre = lambda lr: dict(optimizer=dict(
-      name="frobenius_sgd", learning_rate=lr,
-      options=dict(damping_x=damping, damping_y=damping)))
-  variants = {"sgd": sgd(sgd_lr), "frobenius": pre(pre_lr)}
-  for i, lr in enumerate(kreis_ch5.EXP1_GRID):
-    variants[f"sgd_lr{i:02d}"] = sgd(lr)
-    variants[f"frobenius_lr{i:02d}"] = pre(lr)
+  variants = {"sgd": kreis_ch5.sgd_variant(sgd_lr),
+              "frobenius": kreis_ch5.frobenius_variant(pre_lr, EXPERIMENT)}
+  variants.update(kreis_ch5.grid_variants(kreis_ch5.EXP1_GRID,
+                                          kreis_ch5.EXP1_GRID, EXPERIMENT))
   config.variants = variants
   config.variant_order = list(variants)
   config.quick = dict(dataset=dict(name="digits", options=dict(flatten=True)),

@@ -21,25 +21,13 @@ WIDTHS = (1000, 500, 250, 30, 250, 500, 1000)
 
 
 def _variants(dim):
-  damping = kreis_ch5.DAMPING[EXPERIMENT]
-
-  def sgd(lr):
-    return dict(optimizer=dict(name="sgd", learning_rate=lr * 2.0 / dim,
-                               options={}))
-
-  def pre(lr):
-    lr_eq, scale = kreis_ch5.torch_mse_equivalent(lr, dim)
-    return dict(optimizer=dict(
-        name="frobenius_sgd", learning_rate=lr_eq,
-        options=dict(damping_x=damping, damping_y=damping,
-                     cotangent_scale=scale)))
-
   sgd_lr, pre_lr = kreis_ch5.CHAMPIONS[EXPERIMENT]
-  variants = {"sgd": sgd(sgd_lr), "frobenius": pre(pre_lr)}
-  for i, lr in enumerate(kreis_ch5.EXP2_SGD_GRID):
-    variants[f"sgd_lr{i:02d}"] = sgd(lr)
-  for i, lr in enumerate(kreis_ch5.EXP2_PRECOND_GRID):
-    variants[f"frobenius_lr{i:02d}"] = pre(lr)
+  variants = {"sgd": kreis_ch5.sgd_variant(sgd_lr, output_dim=dim),
+              "frobenius": kreis_ch5.frobenius_variant(
+                  pre_lr, EXPERIMENT, output_dim=dim)}
+  variants.update(kreis_ch5.grid_variants(
+      kreis_ch5.EXP2_SGD_GRID, kreis_ch5.EXP2_PRECOND_GRID, EXPERIMENT,
+      output_dim=dim))
   return variants
 
 

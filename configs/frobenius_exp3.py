@@ -26,19 +26,13 @@ def get_config():
   config.loss = "softmax_cross_entropy"
   config.train.batch_size = 1000
   config.train.num_epochs = 30
-  damping = kreis_ch5.DAMPING[EXPERIMENT]
-  sgd = lambda lr: dict(optimizer=dict(name="sgd", learning_rate=lr,
-                                       options={}))
-  pre = lambda lr: dict(optimizer=dict(
-      name="frobenius_sgd", learning_rate=lr,
-      options=dict(damping_x=damping, damping_y=damping)))
   sgd_lr, pre_lr = kreis_ch5.CHAMPIONS[EXPERIMENT]
-  variants = {"sgd": sgd(sgd_lr), "frobenius": pre(pre_lr)}
-  for i, lr in enumerate(kreis_ch5.EXP3_GRID):
-    variants[f"sgd_lr{i:02d}"] = sgd(lr)
-    variants[f"frobenius_lr{i:02d}"] = pre(lr)
+  variants = {"sgd": kreis_ch5.sgd_variant(sgd_lr),
+              "frobenius": kreis_ch5.frobenius_variant(pre_lr, EXPERIMENT)}
+  variants.update(kreis_ch5.grid_variants(kreis_ch5.EXP3_GRID,
+                                          kreis_ch5.EXP3_GRID, EXPERIMENT))
   for i, lr in enumerate(kreis_ch5.EXP3_SGD_EXTENDED):
-    variants[f"sgd_up_lr{i:02d}"] = sgd(lr)
+    variants[f"sgd_up_lr{i:02d}"] = kreis_ch5.sgd_variant(lr)
   config.variants = variants
   config.variant_order = list(variants)
   config.quick = dict(dataset=dict(name="digits", options=dict(flatten=True)),

@@ -40,21 +40,14 @@ def get_config():
   config.train.num_epochs = 30
   config.train.log_every = 50
   config.train.eval_every = 1800
-  damping = kreis_ch5.DAMPING[EXPERIMENT]
-  sgd = lambda lr: dict(optimizer=dict(name="sgd", learning_rate=lr,
-                                       options={}))
-  pre = lambda lr: dict(optimizer=dict(
-      name="frobenius_sgd", learning_rate=lr,
-      options=dict(damping_x=damping, damping_y=damping)))
-  make = {"sgd": sgd, "frobenius": pre}
+  make = {"sgd": kreis_ch5.sgd_variant,
+          "frobenius": lambda lr: kreis_ch5.frobenius_variant(lr, EXPERIMENT)}
   variants = {}
   for method, i in CHAMPION_INDEX.items():
     variants[method] = make[method](GRID[i])
     variants[f"{method}_up"] = make[method](GRID[i - 1])  # grid descends
     variants[f"{method}_down"] = make[method](GRID[i + 1])
-  for i, lr in enumerate(GRID):
-    variants[f"sgd_lr{i:02d}"] = sgd(lr)
-    variants[f"frobenius_lr{i:02d}"] = pre(lr)
+  variants.update(kreis_ch5.grid_variants(GRID, GRID, EXPERIMENT))
   config.variants = variants
   config.variant_order = list(variants)
   config.panels = [("champions", ["sgd", "frobenius"]),

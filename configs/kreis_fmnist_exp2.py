@@ -30,30 +30,17 @@ PRE_GRID = kreis_ch5.EXP2_PRECOND_GRID
 
 
 def _variants(dim):
-  damping = kreis_ch5.DAMPING[EXPERIMENT]
-
-  def sgd(lr):
-    return dict(optimizer=dict(name="sgd", learning_rate=lr * 2.0 / dim,
-                               options={}))
-
-  def pre(lr):
-    lr_eq, scale = kreis_ch5.torch_mse_equivalent(lr, dim)
-    return dict(optimizer=dict(
-        name="frobenius_sgd", learning_rate=lr_eq,
-        options=dict(damping_x=damping, damping_y=damping,
-                     cotangent_scale=scale)))
-
+  make = {"sgd": lambda lr: kreis_ch5.sgd_variant(lr, output_dim=dim),
+          "frobenius": lambda lr: kreis_ch5.frobenius_variant(
+              lr, EXPERIMENT, output_dim=dim)}
   variants = {}
-  for method, make, grid in (("sgd", sgd, SGD_GRID),
-                             ("frobenius", pre, PRE_GRID)):
+  for method, grid in (("sgd", SGD_GRID), ("frobenius", PRE_GRID)):
     i = grid.index(0.1)  # both champions are 0.1; both grids descend
-    variants[method] = make(grid[i])
-    variants[f"{method}_up"] = make(grid[i - 1])
-    variants[f"{method}_down"] = make(grid[i + 1])
-  for i, lr in enumerate(SGD_GRID):
-    variants[f"sgd_lr{i:02d}"] = sgd(lr)
-  for i, lr in enumerate(PRE_GRID):
-    variants[f"frobenius_lr{i:02d}"] = pre(lr)
+    variants[method] = make[method](grid[i])
+    variants[f"{method}_up"] = make[method](grid[i - 1])
+    variants[f"{method}_down"] = make[method](grid[i + 1])
+  variants.update(kreis_ch5.grid_variants(SGD_GRID, PRE_GRID, EXPERIMENT,
+                                          output_dim=dim))
   return variants
 
 

@@ -39,21 +39,15 @@ def get_config():
   config.train.num_epochs = 30
   config.train.log_every = 20
   config.train.eval_every = 180
-  damping = kreis_ch5.DAMPING[EXPERIMENT]
-  sgd = lambda lr: dict(optimizer=dict(name="sgd", learning_rate=lr,
-                                       options={}))
-  pre = lambda lr: dict(optimizer=dict(
-      name="frobenius_sgd", learning_rate=lr,
-      options=dict(damping_x=damping, damping_y=damping)))
+  sgd = kreis_ch5.sgd_variant
+  pre = lambda lr: kreis_ch5.frobenius_variant(lr, EXPERIMENT)
   s, p = CHAMPION_INDEX["sgd"], CHAMPION_INDEX["frobenius"]
   variants = {
       "sgd": sgd(GRID[s]), "sgd_up": sgd(UP[0]), "sgd_down": sgd(GRID[s - 1]),
       "frobenius": pre(GRID[p]), "frobenius_up": pre(GRID[p + 1]),
       "frobenius_down": pre(GRID[p - 1]),
       "sgd_long": dict(sgd(GRID[s]), train=dict(num_epochs=LONG_EPOCHS))}
-  for i, lr in enumerate(GRID):
-    variants[f"sgd_lr{i:02d}"] = sgd(lr)
-    variants[f"frobenius_lr{i:02d}"] = pre(lr)
+  variants.update(kreis_ch5.grid_variants(GRID, GRID, EXPERIMENT))
   for i, lr in enumerate(UP):
     variants[f"sgd_up_lr{i:02d}"] = sgd(lr)
   config.variants = variants

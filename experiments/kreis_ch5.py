@@ -35,3 +35,37 @@ def torch_mse_equivalent(learning_rate: float, output_dim: int
                          ) -> tuple[float, float]:
   """``(lr, cotangent_scale)`` for ``squared_error`` matching torch-mean MSE."""
   return learning_rate * 2.0 / output_dim, 2.0 / output_dim
+
+
+def sgd_variant(learning_rate: float, *, output_dim: int | None = None
+                ) -> dict:
+  """A config variant: plain SGD at a thesis rate (for the autoencoder, the
+  torch-MSE-equivalent rate, :func:`torch_mse_equivalent`)."""
+  if output_dim is not None:
+    learning_rate = torch_mse_equivalent(learning_rate, output_dim)[0]
+  return dict(optimizer=dict(name="sgd", learning_rate=learning_rate,
+                             options={}))
+
+
+def frobenius_variant(learning_rate: float, experiment: str, *,
+                      output_dim: int | None = None) -> dict:
+  """A config variant: covariance-preconditioned SGD at a thesis rate with
+  the experiment's damping on both factors (autoencoder: torch-MSE
+  equivalent rate and G scale)."""
+  damping = DAMPING[experiment]
+  options = dict(damping_x=damping, damping_y=damping)
+  if output_dim is not None:
+    learning_rate, options["cotangent_scale"] = torch_mse_equivalent(
+        learning_rate, output_dim)
+  return dict(optimizer=dict(name="frobenius_sgd", learning_rate=learning_rate,
+                             options=options))
+
+
+def grid_variants(sgd_grid, pre_grid, experiment: str, *,
+                  output_dim: int | None = None) -> dict:
+  """``sgd_lrNN`` and ``frobenius_lrNN`` for every rate of the two grids."""
+  variants = {f"sgd_lr{i:02d}": sgd_variant(lr, output_dim=output_dim)
+              for i, lr in enumerate(sgd_grid)}
+  variants.update({f"frobenius_lr{i:02d}": frobenius_variant(
+      lr, experiment, output_dim=output_dim) for i, lr in enumerate(pre_grid)})
+  return variants

@@ -1,4 +1,4 @@
-"""Shared timing helper of the noise-aware benchmarks."""
+"""Shared timing helpers of the benchmarks."""
 
 from __future__ import annotations
 
@@ -6,6 +6,25 @@ import statistics
 import time
 
 import jax
+
+from nnopt.hooks import Hook
+
+
+class StepTimer(Hook):
+  """Times the steps after ``warmup`` (compilation) up to ``end`` of an engine
+  run; the final evaluation and log of the run are not part of it."""
+
+  def __init__(self, warmup: int, end: int):
+    self.warmup, self.end, self.start, self.seconds = warmup, end, None, None
+
+  def on_step(self, run, metrics):
+    del metrics
+    if run.step == self.warmup:
+      jax.block_until_ready(run.state)
+      self.start = time.perf_counter()
+    elif run.step == self.end:
+      jax.block_until_ready(run.state)
+      self.seconds = time.perf_counter() - self.start
 
 
 def time_call(fn, *args, repeats: int = 5, number: int = 20) -> float:

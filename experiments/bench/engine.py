@@ -13,7 +13,9 @@ engine steps/s ÷ hand-written steps/s (target ≥ 0.95), median of repeats.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 import time
 
 import jax
@@ -24,27 +26,14 @@ import optax
 from nnopt import losses
 from nnopt.data import Dataset, load_dataset
 from nnopt.models import FNN, VGG, init_params
-from nnopt.engine.trainer import Hook, Trainer
+from nnopt.engine.trainer import Trainer
 
-
-class _Timer(Hook):
-  """Times the steps after ``warmup`` (compilation) up to ``end``; the final
-  evaluation and log of the run are not part of the per-step cost."""
-
-  def __init__(self, warmup: int, end: int):
-    self.warmup, self.end, self.start, self.seconds = warmup, end, None, None
-
-  def on_step(self, run, metrics):
-    if run.step == self.warmup:
-      jax.block_until_ready(run.state)
-      self.start = time.perf_counter()
-    elif run.step == self.end:
-      jax.block_until_ready(run.state)
-      self.seconds = time.perf_counter() - self.start
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _timing import StepTimer  # pylint: disable=wrong-import-position
 
 
 def engine_steps_per_second(model, dataset, batch_size, steps, warmup):
-  timer = _Timer(warmup, warmup + steps)
+  timer = StepTimer(warmup, warmup + steps)
   # Metrics are fetched every 100 steps, as in a real run.
   trainer = Trainer(model, losses.softmax_cross_entropy, optax.sgd(0.01, 0.9),
                     dataset, batch_size=batch_size, num_steps=warmup + steps,

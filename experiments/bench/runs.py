@@ -42,8 +42,10 @@ from nnopt import preconditioning as pc
 from nnopt.data import Dataset, DatasetError, load_dataset
 from nnopt.engine.runs import RunSpec, RunsTrainer
 from nnopt.engine.trainer import NonFiniteLossError, Trainer
-from nnopt.hooks import Hook
 from nnopt.models import FNN
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _timing import StepTimer  # pylint: disable=wrong-import-position
 
 CE = losses.softmax_cross_entropy
 
@@ -127,32 +129,16 @@ def bench_frobenius(engine_runs: int | None, steps: int = 200) -> str:
           f"{alone / together:.1f}x (target >= 3x)")
 
 
-class _Timer(Hook):
-  """Times steps ``warmup`` .. ``end`` (after compilation, before the final
-  evaluation)."""
-
-  def __init__(self, warmup: int, end: int):
-    self.warmup, self.end, self.start, self.seconds = warmup, end, None, None
-
-  def on_step(self, run, metrics):
-    if run.step == self.warmup:
-      jax.block_until_ready(run.state)
-      self.start = time.perf_counter()
-    elif run.step == self.end:
-      jax.block_until_ready(run.state)
-      self.seconds = time.perf_counter() - self.start
-
-
 def bench_single(repeats: int = 5, steps: int = 600) -> str:
   data = load_dataset("digits", flatten=True)
   model = FNN((128, 64, 10), activation="relu")
   kw = dict(batch_size=64, num_steps=steps + 1, log_every=50, progress=False)
   engine, runs_axis = [], []
   for _ in range(repeats):
-    timer = _Timer(100, steps)
+    timer = StepTimer(100, steps)
     Trainer(model, CE, optax.adam(1e-3), data, hooks=[timer], **kw).fit()
     engine.append(timer.seconds)
-    timer = _Timer(100, steps)
+    timer = StepTimer(100, steps)
     RunsTrainer(model, CE, optax.adam(1e-3), data, runs=1,
                 hooks=lambda spec, t=timer: [t], **kw).fit()
     runs_axis.append(timer.seconds)
@@ -163,8 +149,6 @@ def bench_single(repeats: int = 5, steps: int = 600) -> str:
 
 
 def bench_inverses() -> str:
-  here = os.path.dirname(os.path.abspath(__file__))
-  sys.path.insert(0, here)
   try:
     import distributed_inverses  # pylint: disable=g-import-not-at-top
   except ImportError:

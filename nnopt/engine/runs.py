@@ -60,9 +60,10 @@ from nnopt.engine import runs_io
 from nnopt.engine.checkpoint import Checkpointer
 from nnopt.engine.resume import (ResumeError, Warn, print_warning,
                                  restore_run, truncate_metrics)
-from nnopt.engine.runs_group import (RunSlot, RunSpec, build_group,
-                                     group_key, run_specs, runs_mesh,
-                                     stacked_sharding, with_injected)
+from nnopt.engine.runs_group import (RowMetrics, RunSlot, RunSpec,
+                                     build_group, group_key, run_specs,
+                                     runs_mesh, stacked_sharding,
+                                     with_injected)
 from nnopt.engine.runs_step import GroupPrograms
 from nnopt.engine.signals import Interrupted, deferred_signals
 from nnopt.engine.step import init_train_state, metric_names
@@ -321,7 +322,7 @@ class RunsTrainer:
       m.step += 1
       stepping = [h for h in m.hooks if type(h).on_step is not Hook.on_step]
       if stepping:
-        mine = {k: v[row] for k, v in metrics.items()}
+        mine = RowMetrics(metrics, row)
         for hook in stepping:
           hook.on_step(m, mine)
       if m.sampler.epoch_done or m.sampler.epoch != before:

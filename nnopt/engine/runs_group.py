@@ -13,6 +13,7 @@ engine regroups (one compilation per distinct architecture and optimizer).
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 from typing import Any, Mapping, Sequence
 
@@ -127,6 +128,23 @@ def with_injected(optimizer: optax.GradientTransformation,
 
   return optax.GradientTransformationExtraArgs(
       init, getattr(optimizer, "update"))
+
+
+class RowMetrics(collections.abc.Mapping):
+  """One run's row of a group's stacked step metrics, sliced on access (a
+  hook that does not read the metrics costs no device work)."""
+
+  def __init__(self, metrics: Mapping[str, jax.Array], row: int):
+    self._metrics, self._row = metrics, row
+
+  def __getitem__(self, key: str) -> jax.Array:
+    return self._metrics[key][self._row]
+
+  def __iter__(self):
+    return iter(self._metrics)
+
+  def __len__(self) -> int:
+    return len(self._metrics)
 
 
 class RunSlot:
@@ -299,7 +317,7 @@ def build_group(members: list[RunSlot], mesh: Mesh,
   return group
 
 
-__all__ = ["DATA_AXIS", "Group", "RUNS_AXIS", "RunSlot", "RunSpec",
+__all__ = ["DATA_AXIS", "Group", "RowMetrics", "RUNS_AXIS", "RunSlot", "RunSpec",
            "axis_size", "batch_sharding", "build_group", "group_key",
            "run_specs", "runs_mesh", "stack", "stacked_sharding",
            "with_injected"]
