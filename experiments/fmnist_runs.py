@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -42,27 +43,38 @@ def step_time(records: Sequence[dict[str, Any]]) -> float | None:
 
 def train_run(config_path: Path, variant: str, seed: int, out: Path, *,
               quick: bool = False, overrides: Sequence[str] = (),
-              dataset=None, progress: bool = False) -> dict[str, Any]:
+              dataset=None, progress: bool = False,
+              checkpoints: int = 20) -> dict[str, Any]:
   """Trains one run and writes ``out/metrics.jsonl`` and ``out/run.json``.
 
-  A run whose loss turns non-finite is kept with ``diverged`` set (its
-  records up to there are written). Returns the ``run.json`` record.
+  While it trains, the engine's workdir is ``out/partial/``: a checkpoint
+  every 1/``checkpoints`` of the run and the metrics so far. An interrupted
+  run resumes from its last checkpoint when trained again; ``partial/`` is
+  removed once ``run.json`` is written. A run whose loss turns non-finite is
+  kept with ``diverged`` set (its records up to there are written). Returns
+  the ``run.json`` record.
   """
   _, config = C.load_config_file(config_path)
   spec = C.resolve(config, variant, quick=quick,
                    overrides=[f"train.seed={seed}", *overrides])
   if dataset is None:
     dataset = C.load_dataset(spec)
-  trainer = C.build(spec, dataset=dataset).trainer(progress=progress)
+  partial = out / "partial"
+  resume = (partial / "checkpoints").is_dir()
+  trainer = C.build(spec, dataset=dataset).trainer(
+      workdir=str(partial), progress=progress,
+      checkpoint_every=checkpoint_interval(spec, len(dataset.x_train),
+                                           checkpoints))
   start, diverged = time.perf_counter(), None
   try:
-    trainer.fit()
+    trainer.fit(resume=resume)
   except NonFiniteLossError as e:
     diverged = str(e)
   wall = time.perf_counter() - start
-  out.mkdir(parents=True, exist_ok=True)
+  with (partial / "metrics.jsonl").open() as f:
+    records = [json.loads(line) for line in f if line.strip()]
   with (out / "metrics.jsonl").open("w") as f:
-    for record in trainer.history:
+    for record in records:
       f.write(json.dumps(record) + "\n")
   per_step = step_time(trainer.history)
   meta = {
@@ -70,13 +82,24 @@ def train_run(config_path: Path, variant: str, seed: int, out: Path, *,
       "quick": quick, "overrides": list(overrides),
       "dataset": spec["dataset"]["name"],
       "learning_rate": spec["optimizer"]["learning_rate"],
-      "steps": trainer.history[-1]["step"] if trainer.history else 0,
-      "wall_seconds": round(wall, 2),
+      "steps": records[-1]["step"] if records else 0,
+      "wall_seconds": round(wall, 2), "resumed": resume,
       "ms_per_step": None if per_step is None else round(1e3 * per_step, 4),
       "diverged": diverged, "commit": os.environ.get(COMMIT_ENV),
       "host": f"{platform.machine()}, {os.cpu_count()} CPUs (shared)"}
   (out / "run.json").write_text(json.dumps(meta, indent=1) + "\n")
+  shutil.rmtree(partial)
   return meta
+
+
+def checkpoint_interval(spec, num_examples: int, checkpoints: int) -> int:
+  """Steps between checkpoints: the run's length over ``checkpoints``."""
+  train = spec["train"]
+  steps = train["num_steps"]
+  if steps is None:
+    batch = train["batch_size"] or num_examples
+    steps = train["num_epochs"] * -(-num_examples // batch)
+  return max(1, steps // checkpoints)
 
 
 def read_run(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -16,6 +18,8 @@ from experiments import reproduce_cabs_fmnist as CB
 from experiments import reproduce_kreis_fmnist as KF
 from nnopt import config as C
 from nnopt import reproduce as R
+from nnopt.hooks import Hook
+from nnopt.engine.signals import Interrupted
 
 # -- shared run files ------------------------------------------------------------
 
@@ -277,3 +281,40 @@ def test_a_diverged_learning_rate_fails_the_every_lr_claim(tmp_path):
   every = [c for c in claims if "every preconditioned lr" in c.claim][0]
   assert every.status == "FAIL"
   assert claims[0].status == "PASS"  # the champions are unaffected
+
+
+class _InterruptAt(Hook):
+  def __init__(self, step):
+    self.at = step
+
+  def on_step(self, run, metrics):
+    if run.step == self.at:
+      os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+  straight = KR.train("exp3", "sgd", 0, tmp_path / "straight", quick=True)
+  build = C.Experiment.trainer
+
+  def interrupted_trainer(self, *args, **kwargs):
+    trainer = build(self, *args, **kwargs)
+    trainer.hooks.append(_InterruptAt(2 * trainer.checkpoint_every + 1))
+    return trainer
+
+  monkeypatch.setattr(C.Experiment, "trainer", interrupted_trainer)
+  with pytest.raises(Interrupted):
+    KR.train("exp3", "sgd", 0, tmp_path / "cut", quick=True)
+  run_dir = tmp_path / "cut" / "exp3_sgd_s0"
+  assert not (run_dir / "run.json").exists()
+  assert (run_dir / "partial" / "checkpoints").is_dir()
+  monkeypatch.setattr(C.Experiment, "trainer", build)
+  resumed = KR.train("exp3", "sgd", 0, tmp_path / "cut", quick=True)
+  assert resumed["resumed"] and not straight["resumed"]
+  assert not (run_dir / "partial").exists()
+  a, _ = fr.read_run(tmp_path / "straight" / "exp3_sgd_s0")
+  b, _ = fr.read_run(run_dir)
+  assert [r["step"] for r in a] == [r["step"] for r in b]
+  for ra, rb in zip(a, b):
+    for key in ("train_loss", "test_accuracy", "test_loss"):
+      if key in ra:
+        assert rb[key] == pytest.approx(ra[key], rel=1e-5), (ra["step"], key)
