@@ -12,19 +12,26 @@ from nnopt.hooks import Hook
 
 class StepTimer(Hook):
   """Times the steps after ``warmup`` (compilation) up to ``end`` of an engine
-  run; the final evaluation and log of the run are not part of it."""
+  run; the final evaluation and log of the run are not part of it.
+
+  ``seconds`` is wall time; ``cpu_seconds`` is this process's CPU time over
+  the same steps (all its threads), which other jobs on a shared machine do
+  not inflate.
+  """
 
   def __init__(self, warmup: int, end: int):
     self.warmup, self.end, self.start, self.seconds = warmup, end, None, None
+    self.cpu_start = self.cpu_seconds = None
 
   def on_step(self, run, metrics):
     del metrics
     if run.step == self.warmup:
       jax.block_until_ready(run.state)
-      self.start = time.perf_counter()
+      self.start, self.cpu_start = time.perf_counter(), time.process_time()
     elif run.step == self.end:
       jax.block_until_ready(run.state)
       self.seconds = time.perf_counter() - self.start
+      self.cpu_seconds = time.process_time() - self.cpu_start
 
 
 def time_call(fn, *args, repeats: int = 5, number: int = 20) -> float:

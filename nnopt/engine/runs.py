@@ -283,6 +283,9 @@ class RunsTrainer:
     for slot in slots:
       for hook in slot.hooks:
         hook.on_start(slot)
+    self._stepping = {id(s): [h for h in s.hooks
+                              if type(h).on_step is not Hook.on_step]
+                      for s in slots}
     self._place(slots, [])
     per_epoch = slots[0].sampler.steps_per_epoch
     total = (self.num_steps if self.num_steps is not None
@@ -320,7 +323,7 @@ class RunsTrainer:
       jax.block_until_ready(group.state)
     for row, (m, before) in enumerate(zip(members, epochs)):
       m.step += 1
-      stepping = [h for h in m.hooks if type(h).on_step is not Hook.on_step]
+      stepping = self._stepping[id(m)]
       if stepping:
         mine = RowMetrics(metrics, row)
         for hook in stepping:
