@@ -1,6 +1,7 @@
 """Balles Tier B smoke (``quick``): the CABS and P1–P4 configs' quick
 sections on scikit-learn digits and an embedded text, one seed each, as smoke
-records of :mod:`experiments.reproduce_balles_tier_b`.
+records of :mod:`experiments.reproduce_balles_tier_b`. Fig 4.3's α values
+train as one runs-axis program per method.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
 from experiments.balles_tier_b_quotes import QUOTE_43, QUOTE_B3  # pylint: disable=wrong-import-position
-from experiments.balles_tier_b_runs import fit, load_config, lr_overrides  # pylint: disable=wrong-import-position
+from experiments.balles_tier_b_runs import (  # pylint: disable=wrong-import-position
+    fit, fit_group, load_config, lr_overrides)
 from nnopt import config as C  # pylint: disable=wrong-import-position
 from nnopt.reproduce import Claims  # pylint: disable=wrong-import-position
 
@@ -32,13 +34,16 @@ def quick_cabs(claims: Claims, out: Path) -> None:
                        "examples_seen"])
   spreads, curves = {}, {}
   for method in ("cabs", "m128"):
+    lrs = (0.1, 0.03, 0.01)  # one runs-axis program per method
+    runs = fit_group(config, f"mnist_{method}", True, {
+        f"a{lr:g}": ["train.log_every=1", *lr_overrides(method, lr)]
+        for lr in lrs})
     finals = []
-    for lr in (0.1, 0.03, 0.01):
-      t = fit(config, f"mnist_{method}", True,
-               ["train.log_every=1", *lr_overrides(method, lr)])
+    for lr in lrs:
+      history = runs[f"a{lr:g}"]
       curves[(method, lr)] = [(h["examples_seen"], h["train_loss"])
-                              for h in t.history]
-      finals.append(t.history[-1]["train_loss"])
+                              for h in history]
+      finals.append(history[-1]["train_loss"])
     spreads[method] = float(np.log(max(finals) / min(finals)))
   fig, ax = plt.subplots(figsize=(5, 3.5))
   for (method, lr), c in curves.items():

@@ -2,16 +2,19 @@
 directory per (variant, α, seed) with ``metrics.jsonl`` and ``run.json``
 (written last, so an interrupted reproduction resumes), the data check, and
 the final value of a metric (for :mod:`experiments.reproduce_balles_tier_b`).
+The seeds and α values of one (config, variant) train as one program on the
+engine's runs axis (:func:`ensure_runs`).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from experiments import run_groups as G
 from nnopt import config as C
 from nnopt.data import DatasetError
 
@@ -19,6 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
 #: A metric's final value: its mean over the last 5 % of the steps.
 FINAL_FRACTION = 0.05
+#: Whether missing runs of one (config, variant) train as one runs-axis
+#: program (:func:`ensure_runs`) or one at a time.
+RUNS_AXIS = True
 
 
 def load_config(name):
@@ -30,6 +36,18 @@ def fit(config, variant, quick, overrides=(), progress=False):
   trainer = exp.trainer(progress=progress)
   trainer.fit()
   return trainer
+
+
+def fit_group(config, variant, quick, runs: dict[str, Sequence[str]],
+              progress=False) -> dict[str, list[dict[str, Any]]]:
+  """Runs of one variant (name → overrides: seed, α) as one runs-axis
+  program, no files; their records by name."""
+  members = [G.Member(name, C.resolve(config, variant, quick=quick,
+                                      overrides=list(over)))
+             for name, over in runs.items()]
+  result = G.train_group(members, None, progress=progress)
+  result.check_finite()
+  return {name: run.records for name, run in result.runs.items()}
 
 
 def data_missing(config, variant) -> str | None:
@@ -69,23 +87,62 @@ def ensure_run(runs_dir: Path, config_name: str, variant: str,
                extra: Iterable[str] = (), dir_name: str | None = None
                ) -> list[dict[str, Any]]:
   """The run's records, trained through the engine if not on disk yet."""
-  out = runs_dir / config_name / run_name(dir_name or variant, alpha, seed)
-  records = read_run(out)
-  if records is not None:
-    return records
+  return ensure_runs(runs_dir, config_name, variant, (alpha,), (seed,),
+                     quick=quick, extra=extra, dir_name=dir_name)[(alpha, seed)]
+
+
+def ensure_runs(runs_dir: Path, config_name: str, variant: str,
+                alphas: Sequence[float | None], seeds: Sequence[int], *,
+                quick: bool = False, extra: Iterable[str] = (),
+                dir_name: str | None = None, runs_axis: bool | None = None
+                ) -> dict[tuple[float | None, int], list[dict[str, Any]]]:
+  """The records of every (α, seed) of one (config, variant), by (α, seed).
+
+  The runs not on disk yet train together as one :class:`nnopt.engine.runs.
+  RunsTrainer` (:mod:`experiments.run_groups`): the seeds, and the α values
+  as the per-run hyperparameter ``learning_rate`` (CABS's hook gets its α
+  from its own run's options); on an accelerator the group is one compiled
+  program, each run the same as alone. While it trains, each run
+  checkpoints under ``<config>/partial/<variant>/``, so an interrupted group
+  resumes. ``runs_axis`` False (default :data:`RUNS_AXIS`) trains them one
+  at a time. A run whose loss turns non-finite raises (as alone), after the
+  others are written.
+  """
+  extra = list(extra)
+  base = runs_dir / config_name
+  names = {(a, s): run_name(dir_name or variant, a, s)
+           for a in alphas for s in seeds}
+  out = {k: read_run(base / n) for k, n in names.items()}
+  missing = [k for k, r in out.items() if r is None]
+  if not missing:
+    return out
+  config = load_config(config_name)
   method = variant.split("_", 1)[1] if config_name == "balles_cabs" else variant
-  trainer = fit(load_config(config_name), variant, quick,
-                 [f"train.seed={seed}", *lr_overrides(method, alpha), *extra],
-                 progress=not quick)
-  out.mkdir(parents=True, exist_ok=True)
-  with (out / "metrics.jsonl").open("w") as f:
-    for record in trainer.history:
-      f.write(json.dumps(record) + "\n")
-  (out / "run.json").write_text(json.dumps(dict(
-      config=config_name, variant=variant, alpha=alpha, seed=seed,
-      quick=quick, wall_seconds=trainer.history[-1].get("wall_time")
-      if trainer.history else None)) + "\n")
-  return trainer.history
+  members = [G.Member(names[(a, s)], C.resolve(
+      config, variant, quick=quick, overrides=[
+          f"train.seed={s}", *lr_overrides(method, a), *extra]))
+             for a, s in missing]
+  meta = lambda a, s, wall: dict(config=config_name, variant=variant, alpha=a,
+                                 seed=s, quick=quick, wall_seconds=wall)
+  if not (RUNS_AXIS if runs_axis is None else runs_axis):
+    for (a, s), member in zip(missing, members):
+      history = G.train_alone(member.spec, progress=not quick).history
+      G.write_run(base / member.name, history, meta(
+          a, s, history[-1].get("wall_time") if history else None))
+      out[(a, s)] = history
+    return out
+  workdir = base / "partial" / (dir_name or variant)
+  result = G.train_group(members, workdir, progress=not quick,
+                         checkpoints=3 if quick else 20)
+  for (a, s), member in zip(missing, members):
+    if member.name in result.finite():
+      records = result.runs[member.name].records
+      G.write_run(base / member.name, records, dict(
+          meta(a, s, round(result.wall_seconds, 2)), group=result.names))
+      out[(a, s)] = records
+  G.discard(workdir, result.names)
+  result.check_finite()
+  return out
 
 
 def final(records, key: str) -> float:

@@ -5,6 +5,8 @@ run is one (config, variant, seed) trained through the engine and written as
 ``<runs dir>/<name>/metrics.jsonl`` (the engine's records) and ``run.json``
 (wall time, measured time per step, whether it diverged, the commit). A run
 counts as finished when its ``run.json`` exists; ``run.json`` is written last.
+:func:`train_run` trains one run; :func:`train_seeds` several seeds of one
+variant as one program on the engine's runs axis.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from experiments import run_groups as G
+from experiments.run_groups import checkpoint_interval
 from nnopt import config as C
 from nnopt.engine.trainer import NonFiniteLossError
 
@@ -92,14 +96,49 @@ def train_run(config_path: Path, variant: str, seed: int, out: Path, *,
   return meta
 
 
-def checkpoint_interval(spec, num_examples: int, checkpoints: int) -> int:
-  """Steps between checkpoints: the run's length over ``checkpoints``."""
-  train = spec["train"]
-  steps = train["num_steps"]
-  if steps is None:
-    batch = train["batch_size"] or num_examples
-    steps = train["num_epochs"] * -(-num_examples // batch)
-  return max(1, steps // checkpoints)
+def train_seeds(config_path: Path, variant: str, seeds: Sequence[int],
+                runs_dir: Path, names: Sequence[str], workdir: Path, *,
+                quick: bool = False, overrides: Sequence[str] = (),
+                dataset=None, progress: bool = False,
+                checkpoints: int = 20) -> dict[str, dict[str, Any]]:
+  """Trains ``seeds`` of one variant as one program on the engine's runs
+  axis (:mod:`experiments.run_groups`) and writes each as :func:`train_run`
+  does: ``runs_dir/<name>/metrics.jsonl`` (the run's records, as alone) and
+  ``run.json`` (the same keys, plus ``group``: the runs trained together,
+  whose ``wall_seconds`` and ``ms_per_step`` are the program's, all runs at
+  once). While they train, each run checkpoints under ``workdir`` every
+  1/``checkpoints`` of it; an interrupted group resumes when trained again.
+  On an accelerator the group is one compiled program; on a shared CPU,
+  :func:`train_run` one at a time is the default. Returns the ``run.json``
+  records by name.
+  """
+  _, config = C.load_config_file(config_path)
+  members = [G.Member(name, C.resolve(config, variant, quick=quick, overrides=[
+      f"train.seed={seed}", *overrides])) for seed, name in zip(seeds, names)]
+  result = G.train_group(members, workdir, dataset=dataset, progress=progress,
+                         checkpoints=checkpoints)
+  metas = {}
+  for seed, m in zip(seeds, members):
+    run = result.runs[m.name]
+    records = run.records
+    # The records since the last resume (wall time restarts there).
+    start = max([i for i in range(1, len(records)) if records[i]["wall_time"]
+                 < records[i - 1]["wall_time"]], default=0)
+    per_step = step_time(records[start:])
+    metas[m.name] = {
+        "config": Path(config_path).name, "variant": variant, "seed": seed,
+        "quick": quick, "overrides": list(overrides),
+        "dataset": m.spec["dataset"]["name"],
+        "learning_rate": m.spec["optimizer"]["learning_rate"],
+        "steps": records[-1]["step"] if records else 0,
+        "wall_seconds": round(result.wall_seconds, 2), "resumed": run.resumed,
+        "ms_per_step": None if per_step is None else round(1e3 * per_step, 4),
+        "diverged": run.diverged, "commit": os.environ.get(COMMIT_ENV),
+        "host": f"{platform.machine()}, {os.cpu_count()} CPUs (shared)",
+        "group": result.names}
+    G.write_run(runs_dir / m.name, records, metas[m.name], indent=1)
+  G.discard(workdir, result.names)
+  return metas
 
 
 def read_run(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
@@ -142,7 +181,8 @@ def wall_times(runs_dir: Path) -> dict[str, list[float]]:
       continue
     if meta.get("wall_seconds") is not None:
       name = meta_path.parent.name.rsplit("_s", 1)[0]
-      out.setdefault(name, []).append(float(meta["wall_seconds"]))
+      share = len(meta.get("group") or ()) or 1  # a group's time, shared
+      out.setdefault(name, []).append(float(meta["wall_seconds"]) / share)
   return out
 
 
@@ -160,5 +200,6 @@ def cost_text(runs_dir: Path, planned: int) -> str:
           + ", ".join(parts))
 
 
-__all__ = ["COMMIT_ENV", "at_wall_time", "cost_text", "read_run", "step_time",
-           "train_run", "wall_times", "window_mean"]
+__all__ = ["COMMIT_ENV", "at_wall_time", "checkpoint_interval", "cost_text",
+           "read_run", "step_time", "train_run", "train_seeds", "wall_times",
+           "window_mean"]

@@ -72,19 +72,44 @@ def quick_runs() -> list[tuple[str, str, int]]:
                     else QUICK_SEEDS[:1])]
 
 
+def _overrides(variant: str, quick: bool) -> list[str]:
+  return ["train.num_epochs=9"] if quick and variant == "sgd_long" else []
+
+
 def train(exp: str, variant: str, seed: int, runs_dir: Path = RUNS, *,
           quick: bool = False, progress: bool = False):
-  overrides = []
-  if quick and variant == "sgd_long":
-    overrides = ["train.num_epochs=9"]
   return fr.train_run(config_path(exp), variant, seed,
                       runs_dir / run_name(exp, variant, seed), quick=quick,
-                      overrides=overrides, progress=progress)
+                      overrides=_overrides(variant, quick), progress=progress)
+
+
+def train_seeds(exp: str, variant: str, seeds, runs_dir: Path = RUNS, *,
+                quick: bool = False, progress: bool = False):
+  """``seeds`` of one (experiment, variant) as one runs-axis program
+  (:func:`experiments.fmnist_runs.train_seeds`; partial files under
+  ``runs_dir/partial/<exp>_<variant>/``)."""
+  return fr.train_seeds(config_path(exp), variant, seeds, runs_dir,
+                        [run_name(exp, variant, s) for s in seeds],
+                        runs_dir / "partial" / f"{exp}_{variant}",
+                        quick=quick, overrides=_overrides(variant, quick),
+                        progress=progress)
 
 
 def train_missing(runs_dir: Path = RUNS, seeds=SEEDS, *, quick=False,
-                  progress=True) -> list[str]:
+                  progress=True, runs_axis: bool = False) -> list[str]:
+  """Trains the missing runs in :func:`queue` order: one at a time, or with
+  ``runs_axis`` a variant's missing seeds as one program (where it first
+  appears in the queue; on an accelerator)."""
   done = []
+  if runs_axis:
+    groups: dict[tuple[str, str], list[int]] = {}
+    for exp, variant, seed in queue(seeds):
+      if fr.read_run(runs_dir / run_name(exp, variant, seed)) is None:
+        groups.setdefault((exp, variant), []).append(seed)
+    for (exp, variant), group in groups.items():
+      done += list(train_seeds(exp, variant, group, runs_dir, quick=quick,
+                               progress=progress))
+    return done
   for exp, variant, seed in queue(seeds):
     if fr.read_run(runs_dir / run_name(exp, variant, seed)) is None:
       train(exp, variant, seed, runs_dir, quick=quick, progress=progress)

@@ -6,7 +6,8 @@ The runs are ``configs/balles_p1_fmnist.py`` (DeepOBS 2c2d, batch 64, 6,000
 steps, constant α at the thesis's winners), one per method and seed, committed
 under ``experiments/results/balles_p1_fmnist/runs/<method>_s<seed>/``
 (``metrics.jsonl``, ``run.json``). This script reads them; it trains the
-missing ones through the engine only when asked::
+missing ones only when asked (a method's seeds as one program on the
+engine's runs axis; ``--one-at-a-time``: each alone, as the committed runs)::
 
     nnopt reproduce balles_p1_fmnist --out experiments/results  # read runs
     python experiments/reproduce_balles_p1.py --train-missing  # train, read
@@ -41,6 +42,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
+from experiments import run_groups as G  # pylint: disable=wrong-import-position
 from nnopt import config as C  # pylint: disable=wrong-import-position
 from nnopt.reproduce import (Claims, Reproduction,  # pylint: disable=wrong-import-position
                              run_reproduction)
@@ -157,38 +159,52 @@ def final_value(records, key: str, window: int = FINAL_WINDOW) -> float:
 
 
 def train_runs(runs_dir: Path, methods=METHODS, seeds=SEEDS, *,
-               quick: bool = False, progress: bool = True) -> list[str]:
-  """Trains the runs missing under ``runs_dir`` through the engine.
+               quick: bool = False, progress: bool = True,
+               runs_axis: bool = True, group_size: int | None = None
+               ) -> list[str]:
+  """Trains the runs missing under ``runs_dir``; returns their names.
 
-  Each finished run is written as ``<method>_s<seed>/metrics.jsonl`` and
-  ``run.json`` (wall time). Returns the run names trained.
+  Each run is written as ``<method>_s<seed>/metrics.jsonl`` and ``run.json``
+  (wall time). With ``runs_axis`` a method's missing seeds (in groups of
+  ``group_size``; None: all) train as one :class:`nnopt.engine.runs.
+  RunsTrainer` (:mod:`experiments.run_groups`; on an accelerator one
+  compiled program, each seed the same run as alone), checkpointed under
+  ``runs_dir/partial/<method>/`` so that an interrupted group resumes
+  (``run.json``: the group's wall time, its runs in ``group``).
+  ``runs_axis=False``: one run at a time, as the committed runs (2-core CPU).
   """
   _, config = C.load_config_file(CONFIG)
   have, _ = read_runs(runs_dir, QUICK_STEPS if quick else NUM_STEPS)
-  trained, datasets = [], {}
-  for seed in seeds:
-    for method in methods:
-      if seed in have[method]:
-        continue
-      spec = C.resolve(config, method, quick=quick,
-                       overrides=[f"train.seed={seed}"])
-      key = C.dataset_key(spec)
-      if key not in datasets:
-        datasets[key] = C.load_dataset(spec)
-      trainer = C.build(spec, dataset=datasets[key]).trainer(
-          progress=progress)
-      trainer.fit()
-      name = f"{method}_s{seed}"
-      out = runs_dir / name
-      out.mkdir(parents=True, exist_ok=True)
-      with (out / "metrics.jsonl").open("w") as f:
-        for record in trainer.history:
-          f.write(json.dumps(record) + "\n")
-      wall = trainer.history[-1].get("wall_time") if trainer.history else None
-      (out / "run.json").write_text(json.dumps(
-          {"method": method, "seed": seed, "wall_seconds": wall,
-           "quick": quick}) + "\n")
-      trained.append(name)
+  trained, datasets = [], G.Datasets()
+  spec_of = lambda m, s: C.resolve(config, m, quick=quick,
+                                   overrides=[f"train.seed={s}"])
+  if not runs_axis:
+    for seed, method in ((s, m) for s in seeds for m in methods):
+      if seed not in have[method]:
+        history = G.train_alone(spec_of(method, seed), datasets,
+                                progress=progress).history
+        G.write_run(runs_dir / f"{method}_s{seed}", history, {
+            "method": method, "seed": seed, "wall_seconds": history[-1].get(
+                "wall_time") if history else None, "quick": quick})
+        trained.append(f"{method}_s{seed}")
+    return trained
+  for method in methods:
+    missing = [s for s in seeds if s not in have[method]]
+    for group in G.chunks(missing, group_size):
+      members = [G.Member(f"{method}_s{s}", spec_of(method, s)) for s in group]
+      workdir = runs_dir / "partial" / method
+      result = G.train_group(members, workdir, progress=progress,
+                             dataset=datasets(members[0].spec),
+                             checkpoints=3 if quick else 20)
+      for seed, name in zip(group, result.names):
+        if name in result.finite():  # a diverged run raises, as alone
+          G.write_run(runs_dir / name, result.runs[name].records, {
+              "method": method, "seed": seed, "wall_seconds": round(
+                  result.wall_seconds, 2), "quick": quick,
+              "group": result.names})
+      G.discard(workdir, result.names)
+      result.check_finite()
+      trained += result.names
   return trained
 
 
@@ -363,12 +379,17 @@ def main(argv=None) -> int:
   parser.add_argument("--train-missing", action="store_true",
                       help=f"train the runs missing under {RUNS} first")
   parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+  parser.add_argument("--one-at-a-time", action="store_true", help="train "
+                      "each run alone, not a method's seeds as one program")
+  parser.add_argument("--group-size", type=int, help="seeds per program")
   parser.add_argument("--quick", action="store_true")
   parser.add_argument("--out", default=str(RESULTS.parent),
                       help="output root (default: experiments/results)")
   args = parser.parse_args(argv)
   if args.train_missing and not args.quick:
-    print("trained:", train_runs(RUNS, seeds=args.seeds) or "nothing")
+    print("trained:", train_runs(
+        RUNS, seeds=args.seeds, runs_axis=not args.one_at_a_time,
+        group_size=args.group_size) or "nothing")
   result = run_reproduction(REPRODUCTION, args.out, quick=args.quick)
   print(", ".join(f"{n} {s}" for s, n in result.counts().items()),
         f"→ {result.directory}")

@@ -9,7 +9,9 @@ Full size runs at the thesis's settings whenever a problem's data are found
 Peace as ``DATA_DIR/tolstoi/war_and_peace.txt``): it trains the runs missing
 under ``experiments/results/balles_tier_b/runs/`` (``NNOPT_TIER_B_RUNS``
 overrides; one ``<config>/<variant>_a<α>_s<seed>/metrics.jsonl`` per run, so
-an interrupted reproduction resumes) with the engine's progress bar, then
+an interrupted reproduction resumes; a method's missing seeds and α values
+train as one program on the engine's runs axis, each run checkpointed under
+``<config>/partial/``) with the engine's progress bar, then
 decides every claim from the runs with an interval over seeds
 (:meth:`Claims.compare`, paired by seed: one seed gives the methods the same
 initialization and data order). A problem whose data are absent makes its
@@ -48,7 +50,7 @@ from experiments.balles_tier_b_quotes import (
     QUOTE_VA, QUOTE_B2_P2, QUOTE_B2_P3,
     QUOTE_B2_ADAM, QUOTE_B2_ADAM_P2, QUOTE_B3)
 from experiments.balles_tier_b_runs import (
-    ROOT, data_missing, ensure_run, final, load_config)
+    ROOT, data_missing, ensure_run, ensure_runs, final, load_config)
 from nnopt.reproduce import Claims, Reproduction
 
 RUNS = Path(os.environ.get("NNOPT_TIER_B_RUNS",
@@ -94,13 +96,15 @@ def _compare(claims, item, text, values, a, b, relation, *, quote,
 
 
 def _method_values(runs_dir, problem: Problem, methods, seeds, quick=False):
+  """Final train loss (log) and test accuracy per method and seed; a
+  method's missing seeds train as one runs-axis program."""
   loss, acc = {}, {}
   for m in methods:
-    loss[m], acc[m] = {}, {}
-    for s in seeds:
-      rec = ensure_run(runs_dir, problem.config_name, m, None, s, quick=quick)
-      loss[m][s] = math.log(final(rec, "train_loss"))
-      acc[m][s] = final(rec, "test_accuracy")
+    recs = ensure_runs(runs_dir, problem.config_name, m, (None,), seeds,
+                       quick=quick)
+    loss[m] = {s: math.log(final(recs[(None, s)], "train_loss"))
+               for s in seeds}
+    acc[m] = {s: final(recs[(None, s)], "test_accuracy") for s in seeds}
   return loss, acc
 
 
@@ -220,7 +224,9 @@ CABS_PROBLEMS = {"mnist": "MNIST", "svhn": "SVHN (TFDS svhn_cropped)",
 THETAS = (0.6, 0.8, 1.0)
 
 
-def _cabs_run(runs_dir, problem, method, alpha, seed, theta=None, quick=False):
+def _cabs_runs(runs_dir, problem, method, alphas, seeds, theta=None,
+               quick=False):
+  """{(α, seed): records} of one method (and θ): one runs-axis program."""
   extra = []
   name = f"{problem}_{method}"
   if method == "competitor":
@@ -230,17 +236,18 @@ def _cabs_run(runs_dir, problem, method, alpha, seed, theta=None, quick=False):
     name_dir = f"{name}_t{theta:g}"
   else:
     name_dir = name
-  return ensure_run(runs_dir, "balles_cabs", name, alpha, seed, quick=quick,
-                    extra=extra, dir_name=name_dir)
+  return ensure_runs(runs_dir, "balles_cabs", name, alphas, seeds,
+                     quick=quick, extra=extra, dir_name=name_dir)
 
 
 def _tuned(runs_dir, problem, method, alphas, quick=False):
   """(α, θ) with the best final test accuracy on seed 0 (the thesis: "tuned
   for maximum test accuracy given the fixed budget")."""
-  grid = [(a, t) for a in alphas
-          for t in (THETAS if method == "competitor" else (None,))]
-  acc = {g: final(_cabs_run(runs_dir, problem, method, g[0], 0, g[1], quick),
-                  "test_accuracy") for g in grid}
+  thetas = THETAS if method == "competitor" else (None,)
+  recs = {t: _cabs_runs(runs_dir, problem, method, alphas, (0,), t, quick)
+          for t in thetas}
+  acc = {(a, t): final(recs[t][(a, 0)], "test_accuracy") for a in alphas
+         for t in thetas}
   return max(acc, key=acc.get), acc
 
 
@@ -270,8 +277,8 @@ def fig4_2(claims: Claims, runs_dir: Path, seeds=CABS_SEEDS, quick=False,
     loss, acc = {}, {}
     for m in CABS_METHODS:
       (alpha, theta), _ = tuned[m]
-      recs = {s: _cabs_run(runs_dir, problem, m, alpha, s, theta, quick)
-              for s in seeds}
+      recs = _cabs_runs(runs_dir, problem, m, (alpha,), seeds, theta, quick)
+      recs = {s: recs[(alpha, s)] for s in seeds}
       loss[m] = {s: math.log(final(r, "train_loss")) for s, r in recs.items()}
       acc[m] = {s: final(r, "test_accuracy") for s, r in recs.items()}
     claims.info(item, f"{problem}: tuned (α, θ) per method (seed 0, best final "
@@ -306,9 +313,9 @@ def fig4_3(claims: Claims, runs_dir: Path, seeds=CABS_SEEDS, quick=False,
   spread = {}
   for m in ("cabs", "competitor", "m128"):
     spread[m] = {}
+    recs = _cabs_runs(runs_dir, problem, m, alphas, seeds, quick=quick)
     for s in seeds:
-      finals = [final(_cabs_run(runs_dir, problem, m, a, s, quick=quick),
-                      "train_loss") for a in alphas]
+      finals = [final(recs[(a, s)], "train_loss") for a in alphas]
       spread[m][s] = float(np.log(max(finals) / min(finals)))
   for text, m in texts:
     claims.compare(item, text, spread["cabs"], spread[m], relation="<",

@@ -78,8 +78,19 @@ def train(method: str, seed: int, runs_dir: Path = RUNS, *,
 
 
 def train_missing(runs_dir: Path = RUNS, seeds=SEEDS, *, quick=False,
-                  progress=True) -> list[str]:
+                  progress=True, runs_axis: bool = False) -> list[str]:
+  """Trains the missing runs one at a time, or with ``runs_axis`` a method's
+  missing seeds as one program (:func:`experiments.fmnist_runs.train_seeds`;
+  on an accelerator)."""
   done = []
+  if runs_axis:
+    for m in METHODS:
+      group = [s for s in seeds if fr.read_run(runs_dir / f"{m}_s{s}") is None]
+      if group:
+        done += list(fr.train_seeds(
+            CONFIG, m, group, runs_dir, [f"{m}_s{s}" for s in group],
+            runs_dir / "partial" / m, quick=quick, progress=progress))
+    return done
   for seed in seeds:
     for m in METHODS:
       if fr.read_run(runs_dir / f"{m}_s{seed}") is None:
@@ -259,6 +270,8 @@ def main(argv=None) -> int:
   parser.add_argument("--train", nargs=2, metavar=("METHOD", "SEED"),
                       help=f"train one run into {RUNS} and exit")
   parser.add_argument("--train-missing", action="store_true")
+  parser.add_argument("--runs-axis", action="store_true", help="train a "
+                      "method's missing seeds as one program (accelerator)")
   parser.add_argument("--quick", action="store_true")
   parser.add_argument("--out", default=str(RESULTS.parent))
   args = parser.parse_args(argv)
@@ -266,7 +279,7 @@ def main(argv=None) -> int:
     print(train(args.train[0], int(args.train[1])))
     return 0
   if args.train_missing and not args.quick:
-    print("trained:", train_missing() or "nothing")
+    print("trained:", train_missing(runs_axis=args.runs_axis) or "nothing")
   result = run_reproduction(REPRODUCTION, args.out, quick=args.quick)
   print(", ".join(f"{n} {s}" for s, n in result.counts().items()),
         f"→ {result.directory}")

@@ -298,6 +298,8 @@ def main(argv=None) -> int:
   parser.add_argument("--train", nargs=3, metavar=("EXP", "VARIANT", "SEED"),
                       help=f"train one run into {RUNS} and exit")
   parser.add_argument("--train-missing", action="store_true")
+  parser.add_argument("--runs-axis", action="store_true", help="train a "
+                      "variant's missing seeds as one program (accelerator)")
   parser.add_argument("--quick", action="store_true")
   parser.add_argument("--out", default=str(RESULTS.parent))
   args = parser.parse_args(argv)
@@ -306,7 +308,7 @@ def main(argv=None) -> int:
     print(train(exp, variant, int(seed), progress=False))
     return 0
   if args.train_missing and not args.quick:
-    print("trained:", train_missing() or "nothing")
+    print("trained:", train_missing(runs_axis=args.runs_axis) or "nothing")
   result = run_reproduction(REPRODUCTION, args.out, quick=args.quick)
   print(", ".join(f"{n} {s}" for s, n in result.counts().items()),
         f"→ {result.directory}")
