@@ -12,7 +12,7 @@ import numpy as np
 import optax
 
 from nnopt.data import load_dataset
-from nnopt.engine.trainer import Trainer
+from nnopt.engine.runs import RunsTrainer
 from nnopt.losses import softmax_cross_entropy
 from nnopt.models.kernels import avg_pool2
 from nnopt.multilevel import MLSGDHook, resolution_transfer
@@ -33,23 +33,35 @@ class Logistic(nn.Module):
         x.reshape(x.shape[0], -1))
 
 
+def ridge(params):
+  """The Table 3.1 regularizer 10⁻³‖W‖² (one function: the runs' level
+  optimizers are then shared, :func:`nnopt.multilevel.hook.level_optimizer`)."""
+  return 1e-3 * jnp.sum(params["fc"]["kernel"] ** 2)
+
+
 def table_3_1_runs(variant: str, seeds, n_cycles: int, ds):
-  """‖∇F_L(w_{L,k,0})‖², k < K, per seed (logistic regression, 2 levels)."""
-  out = {}
+  """‖∇F_L(w_{L,k,0})‖², k < K, per seed (logistic regression, 2 levels).
+
+  The seeds train as one runs axis (:class:`~nnopt.engine.runs.RunsTrainer`:
+  one program per level; each run equals its run alone through the engine).
+  """
   models = [Logistic(pool=True), Logistic()]
-  for seed in seeds:
-    hook = MLSGDHook(models, [resolution_transfer(fc_channels=1)], (1, 1),
-                     lr=0.05, loss=softmax_cross_entropy, dataset=ds,
-                     variant=variant, lam=0.0, stoch_fraction=0.03125,
-                     first_cycle_no_gc=False, seed=seed, n_cycles=n_cycles,
-                     regularizer=lambda p: 1e-3 * jnp.sum(p["fc"]["kernel"] ** 2),
-                     record_grad_norm=True)
-    # the hook sets each level's optimizer
-    Trainer(models[1], softmax_cross_entropy, optax.sgd(0.0), ds, batch_size=50,
-            num_epochs=10 ** 6, hooks=[hook], seed=seed, progress=False,
-            log_every=10 ** 6).fit()
-    out[seed] = np.asarray(hook.grad_norm2)
-  return out
+
+  def hooks(spec):
+    return [MLSGDHook(models, [resolution_transfer(fc_channels=1)], (1, 1),
+                      lr=0.05, loss=softmax_cross_entropy, dataset=ds,
+                      variant=variant, lam=0.0, stoch_fraction=0.03125,
+                      first_cycle_no_gc=False, seed=spec.seed,
+                      n_cycles=n_cycles, regularizer=ridge,
+                      record_grad_norm=True)]
+
+  # the hooks set each level's optimizer
+  slots = RunsTrainer(models[1], softmax_cross_entropy, optax.sgd(0.0), ds,
+                      runs=list(seeds), hooks=hooks, batch_size=50,
+                      num_epochs=10 ** 6, progress=False,
+                      log_every=10 ** 6).fit()
+  return {slot.spec.seed: np.asarray(slot.hooks[0].grad_norm2)
+          for slot in slots}
 
 
 def table_3_1(claims: Claims, out_dir: Path, quick: bool):

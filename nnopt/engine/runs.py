@@ -283,9 +283,8 @@ class RunsTrainer:
     for slot in slots:
       for hook in slot.hooks:
         hook.on_start(slot)
-    self._stepping = {id(s): [h for h in s.hooks
-                              if type(h).on_step is not Hook.on_step]
-                      for s in slots}
+    self._stepping = {id(s): [h for h in s.hooks if type(h).on_step
+                              is not Hook.on_step] for s in slots}
     self._place(slots, [])
     per_epoch = slots[0].sampler.steps_per_epoch
     total = (self.num_steps if self.num_steps is not None

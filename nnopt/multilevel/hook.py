@@ -30,6 +30,15 @@ epoch end and restores the epoch's start point. A rejection ends the level's
 loop. With the checks and the gates off the loop reads nothing back from the
 device.
 
+On the runs axis (:class:`nnopt.engine.runs.RunsTrainer`) every run has its
+own hook, and the levels' optimizers are shared objects
+(:func:`level_optimizer`; per-run values such as the step size live in their
+state): the runs whose hooks switch levels at the same step form one group
+per level, one compiled program each. A run whose schedule departs (other
+T_l, a rejection by (3.3), a gate) leaves the group and joins the runs on its
+new level. The per-step angle guard closes over the prolongation, so with it
+the runs share a program only when their hooks share the transfer objects.
+
 Evaluation: the engine evaluates whatever level is current; the thesis
 evaluates the fine model after every fine-level epoch. ``evaluate`` (a
 function of the fine parameters) is called at the end of each fine-level
@@ -41,6 +50,8 @@ in ``grad_norm2`` and the record's ``mlsgd_grad_norm2``.
 
 from __future__ import annotations
 
+import copy
+import functools
 from typing import Any, Callable, Sequence
 
 import flax.linen as nn
@@ -56,6 +67,45 @@ from nnopt.multilevel.mlsgd import (MLSGDConfig, angle_ok, full_gradient,
 from nnopt.multilevel.mlsgd_transforms import (AngleGuardState, angle_guard,
                                                mlsgd_direction)
 from nnopt.multilevel.transfer import Transfer, compose
+
+
+def _build_level_optimizer(regularizer, variance_reduction: bool,
+                           mu: float | None, transfers: tuple[Transfer, ...]
+                           ) -> optax.GradientTransformation:
+  base = optax.chain(
+      mlsgd_direction(regularizer, variance_reduction=variance_reduction),
+      optax.inject_hyperparams(optax.sgd)(learning_rate=0.0))
+  if mu is None:
+    return base
+  return angle_guard(base, compose(*reversed(transfers)).prolong, mu)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_level_optimizer(regularizer, variance_reduction, mu, transfers):
+  return _build_level_optimizer(regularizer, variance_reduction, mu, transfers)
+
+
+def level_optimizer(regularizer: Callable[[Any], jax.Array] | None,
+                    variance_reduction: bool, mu: float | None = None,
+                    transfers: tuple[Transfer, ...] = ()
+                    ) -> optax.GradientTransformation:
+  """The optimizer of one MLSGD level: ``mlsgd_direction`` then SGD with an
+  injected step size (and the per-step angle guard (3.3) when ``mu`` is set,
+  through ``transfers``: the hook's ``transfers[l:]`` of level l, coarsest
+  first, prolong its steps to the finest level).
+
+  Equal settings give the same object (cached; the regularizer and the
+  transfers by identity), so that hooks built apart share their levels'
+  programs: the engine's runs axis groups runs by optimizer identity, and
+  every per-run value (step size, reference point, shift, λ, G_L) lives in
+  the optimizer's state. Unhashable settings build a fresh object.
+  """
+  try:
+    return _cached_level_optimizer(regularizer, bool(variance_reduction),
+                                   mu, tuple(transfers))
+  except TypeError:  # an unhashable regularizer or transfer
+    return _build_level_optimizer(regularizer, variance_reduction, mu,
+                                  tuple(transfers))
 
 
 class MLSGDHook(Hook):
@@ -126,13 +176,16 @@ class MLSGDHook(Hook):
     self.lam, self.q, self.first_no_gc = lam, stoch_fraction, first_cycle_no_gc
     self.regularizer, self.seed, self.n_cycles = regularizer, seed, n_cycles
     self.angle_check, self.top = angle_check, len(models) - 1
-    base = optax.chain(
-        mlsgd_direction(regularizer, variance_reduction=variant.endswith("_vr")),
-        optax.inject_hyperparams(optax.sgd)(learning_rate=0.0))
+    vr = variant.endswith("_vr")
     up = [compose(*reversed(self.transfers[l:])).prolong
           for l in range(self.top + 1)]
-    self.optimizers = ([angle_guard(base, p, mu) for p in up]
-                       if angle_check == "per_step" else [base] * (self.top + 1))
+    # One optimizer object per level setting, shared by every hook with the
+    # same settings: the runs of a seed study then share their groups on the
+    # runs axis (its group key is the optimizer's identity).
+    self.optimizers = [level_optimizer(
+        regularizer, vr, mu if angle_check == "per_step" else None,
+        tuple(self.transfers[l:]) if angle_check == "per_step" else ())
+        for l in range(self.top + 1)]
     self._angle_fns = [jax.jit(lambda w, ref, g, p=p: angle_ok(
         g, p(otu.tree_sub(w, ref)), mu)) for p in up]
     # The level switches run as a few jitted functions, not op by op.
@@ -300,6 +353,16 @@ class MLSGDHook(Hook):
       self.epoch_start = run.params
       return
     self._finish_level(run, run.params)
+
+  def __deepcopy__(self, memo) -> "MLSGDHook":
+    """A fresh copy of the run state; models, transfers, optimizers, jitted
+    functions and the data set are shared (a list of hooks given to the
+    runs axis is copied per run, and the copies' runs batch together)."""
+    new = copy.copy(self)
+    new.w0, new.c = dict(self.w0), dict(self.c)
+    for name in ("switches", "level_epochs", "lowest", "grad_norm2"):
+      setattr(new, name, list(getattr(self, name)))
+    return new
 
   def state_dict(self) -> dict[str, Any]:
     return {"cycle": self.cycle}
