@@ -18,7 +18,8 @@ KEYS = ("train_loss", "test_loss", "test_accuracy")
 
 
 def setting_label(variant: str, point: tuple) -> str:
-  """``variant`` plus the setting's hyperparameters, e.g. ``sgd lr=0.1``."""
+  """``variant`` plus the setting's grid point (optimizer hyperparameters
+  and hook options, as in the run names), e.g. ``sgd learning_rate=0.1``."""
   if not point:
     return variant
   return variant + " " + " ".join(f"{k}={v:.3g}" for k, v in point)

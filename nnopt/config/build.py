@@ -35,8 +35,13 @@ class Experiment:
     trainer_kwargs: the remaining keyword arguments of ``Trainer``.
     optimizer_factory: ``(**hparams) -> optimizer`` with some of the
       learning rate and the options replaced (a sweep's runs).
-    hooks_for: ``seed -> hooks`` of a run with that seed (hooks that take the
-      run argument ``run_seed`` get it).
+    hooks_for: ``(seed, hook_options=(), hparams=None) -> hooks`` of a run
+      with that seed (hooks that take the run argument ``run_seed`` get it),
+      a sweep run's hook options ``((hook index, option, value), ...)``,
+      which replace those of the config (:class:`nnopt.config.sweep.
+      SweepRun`), and its optimizer hyperparameters, which the run arguments
+      ``run_learning_rate`` and ``make_optimizer`` then follow (a hook that
+      rebuilds the optimizer keeps the run's rate and options).
   """
 
   spec: Spec
@@ -48,7 +53,7 @@ class Experiment:
   augment: Callable[..., Any] | None
   trainer_kwargs: Mapping[str, Any]
   optimizer_factory: Callable[..., Any] | None = None
-  hooks_for: Callable[[int], tuple[Any, ...]] | None = None
+  hooks_for: Callable[..., tuple[Any, ...]] | None = None
 
   @property
   def is_sweep(self) -> bool:
@@ -58,12 +63,15 @@ class Experiment:
   def runs_trainer(self, workdir: str | None = None, *, progress: bool = True,
                    **overrides: Any) -> RunsTrainer:
     """A :class:`nnopt.engine.runs.RunsTrainer` of the spec's sweep (one run
-    when it has none): seeds × grid points, one program per architecture."""
+    when it has none): seeds × grid points, one program per architecture;
+    each run's hooks get its grid's hook options."""
     kwargs = {**self.trainer_kwargs, **overrides}
     kwargs.pop("seed", None)
     return RunsTrainer(self.model, self.loss, self.optimizer_factory,
                        self.dataset, runs=run_specs(self.spec),
-                       hooks=lambda run: self.hooks_for(run.seed),
+                       hooks=lambda run: self.hooks_for(
+                           run.seed, getattr(run, "hook_options", ()),
+                           run.hparams),
                        augment=self.augment, workdir=workdir,
                        progress=progress, **kwargs)
 
@@ -162,14 +170,22 @@ def build(spec: Spec, *, dataset: Any = None) -> Experiment:
   hook_run = dict(run, run_learning_rate=learning_rate,
                   make_optimizer=make_optimizer)
 
-  def hooks_for(seed: int) -> tuple[Any, ...]:
+  def hooks_for(seed: int, hook_options=(), hparams=None) -> tuple[Any, ...]:
+    args = dict(hook_run, run_seed=int(seed))
+    if hparams:  # a sweep run: its own rate and options, also when rebuilt
+      args.update(run_learning_rate=hparams.get("learning_rate", learning_rate),
+                  make_optimizer=lambda rate: optimizer_factory(
+                      **{**hparams, "learning_rate": rate}))
+    swept: dict[int, dict[str, Any]] = {}
+    for index, option, value in hook_options:
+      swept.setdefault(index, {})[option] = value
     hooks = []
     for i, hook in enumerate(spec["hooks"]):
       factory = table.lookup("hook", hook["name"])
       try:
-        hooks.append(factory(**thaw(hook.get("options") or {}),
-                             **run_arguments(factory, dict(
-                                 hook_run, run_seed=int(seed)))))
+        hooks.append(factory(**{**thaw(hook.get("options") or {}),
+                                **swept.get(i, {})},
+                             **run_arguments(factory, args)))
       except ValueError as e:
         raise ConfigError(f"hooks[{i}] ({hook['name']!r}): {e}") from None
     return tuple(hooks)
