@@ -118,10 +118,11 @@ def run_experiments(claims, out_dir: Path, quick: bool, data) -> None:
 REPRODUCTION = Reproduction(
     id="frobenius_ch5", thesis="kreis", items=ITEMS, run=run,
     title="Covariance-preconditioned SGD vs SGD on MNIST (Kreis Figs 5.1-5.12)",
-    cost="full size needs MNIST; estimated from measurements on "
-         "Fashion-MNIST here: Exp1's 30-lr preconditioned grid runs at 10 ms "
-         "per run-step on the runs axis (30 x 200 steps in 61 s), so ~1.5 h "
-         "for its 18,000 steps; full-length single runs: Exp1 4.7 min, Exp3 "
-         "59 s; about 2 h per experiment, Exp2 longer (seeds 1-2 rerun the "
-         "champions); quick: 4 min measured",
+    cost="full size needs MNIST; one full experiment measured on "
+         "Fashion-MNIST here (experiments/bench/frobenius_full.py): Exp3, "
+         "110 + 100 step sizes x 1,800 steps on the runs axis, champions and "
+         "seeds 1-2, in 62 min wall (about 32 min CPU) on 2 cores shared "
+         "with 3 other jobs; Exp1 estimated ~2 h (its 30-lr preconditioned "
+         "grid runs at 10 ms per run-step: ~1.5 h for 18,000 steps), Exp2 "
+         "longer (21 min per preconditioned run); quick: 4 min measured",
     smoke=STAND_IN)
