@@ -11,12 +11,13 @@ Table 3.1 behaviour experiment, all trained by nnopt's engine
   from ``$MLSGD_SEEDS`` (default ``0,1,2``), trained one engine run at a time
   (the time claims read each run's own wall time), or with
   ``MLSGD_RUNS_AXIS=1`` all seeds of a variant as one runs axis (then a
-  curve's time is that of the shared program, and the time claims say so). The fine model is evaluated after
-  every fine-level epoch (``MLSGDHook.evaluate``), SGD after every epoch; the
-  test split stands in for the thesis's validation split (config
-  deviation). The thesis reports single runs: a statement about its runs is
-  an INFO record with the fraction of seeds where it holds, and a gap of
-  final accuracies over ≥ 2 seeds is a comparison with a paired t interval.
+  curve's time is that of the shared program, and the time claims say so).
+  The fine model is evaluated after every fine-level epoch
+  (``MLSGDHook.evaluate``), SGD after every epoch; the test split stands in
+  for the thesis's validation split (config deviation). The thesis reports
+  single runs: a statement about its runs is an INFO record with the
+  fraction of seeds where it holds, and a gap of final accuracies over ≥ 2
+  seeds is a comparison with a paired t interval.
   Without CIFAR-10 the items are NOT RUN with the places searched.
 * Table 3.1 (spec-mlsgd §8.5 item 7; the thesis's table states upper bounds):
   multinomial logistic regression on digits, two levels (8×8 ↔ 2×2-pooled
