@@ -172,14 +172,15 @@ def at_wall_time(records, key: str, seconds: float, window: float
 
 def wall_times(runs_dir: Path) -> dict[str, list[float]]:
   """Measured wall seconds of the finished runs under ``runs_dir``, by run
-  name without its ``_s<seed>`` suffix."""
+  name without its ``_s<seed>`` suffix (not of resumed runs: theirs covers
+  only the last sitting)."""
   out: dict[str, list[float]] = {}
   for meta_path in sorted(Path(runs_dir).glob("*/run.json")):
     try:
       meta = json.loads(meta_path.read_text())
     except ValueError:
       continue
-    if meta.get("wall_seconds") is not None:
+    if meta.get("wall_seconds") is not None and not meta.get("resumed"):
       name = meta_path.parent.name.rsplit("_s", 1)[0]
       share = len(meta.get("group") or ()) or 1  # a group's time, shared
       out.setdefault(name, []).append(float(meta["wall_seconds"]) / share)

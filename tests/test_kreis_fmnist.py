@@ -310,6 +310,9 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path, monkeypatch):
   monkeypatch.setattr(C.Experiment, "trainer", build)
   resumed = KR.train("exp3", "sgd", 0, tmp_path / "cut", quick=True)
   assert resumed["resumed"] and not straight["resumed"]
+  # a resumed run's wall time covers only its last sitting: not a cost
+  assert "exp3_sgd" in fr.wall_times(tmp_path / "straight")
+  assert "exp3_sgd" not in fr.wall_times(tmp_path / "cut")
   assert not (run_dir / "partial").exists()
   a, _ = fr.read_run(tmp_path / "straight" / "exp3_sgd_s0")
   b, _ = fr.read_run(run_dir)
