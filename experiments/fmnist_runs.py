@@ -22,7 +22,6 @@ from typing import Any, Sequence
 import numpy as np
 
 from experiments import run_groups as G
-from experiments.run_groups import checkpoint_interval
 from nnopt import config as C
 from nnopt.engine.trainer import NonFiniteLossError
 
@@ -67,8 +66,8 @@ def train_run(config_path: Path, variant: str, seed: int, out: Path, *,
   resume = (partial / "checkpoints").is_dir()
   trainer = C.build(spec, dataset=dataset).trainer(
       workdir=str(partial), progress=progress,
-      checkpoint_every=checkpoint_interval(spec, len(dataset.x_train),
-                                           checkpoints))
+      checkpoint_every=G.checkpoint_interval(spec, len(dataset.x_train),
+                                             checkpoints))
   start, diverged = time.perf_counter(), None
   try:
     trainer.fit(resume=resume)
@@ -77,21 +76,9 @@ def train_run(config_path: Path, variant: str, seed: int, out: Path, *,
   wall = time.perf_counter() - start
   with (partial / "metrics.jsonl").open() as f:
     records = [json.loads(line) for line in f if line.strip()]
-  with (out / "metrics.jsonl").open("w") as f:
-    for record in records:
-      f.write(json.dumps(record) + "\n")
-  per_step = step_time(trainer.history)
-  meta = {
-      "config": Path(config_path).name, "variant": variant, "seed": seed,
-      "quick": quick, "overrides": list(overrides),
-      "dataset": spec["dataset"]["name"],
-      "learning_rate": spec["optimizer"]["learning_rate"],
-      "steps": records[-1]["step"] if records else 0,
-      "wall_seconds": round(wall, 2), "resumed": resume,
-      "ms_per_step": None if per_step is None else round(1e3 * per_step, 4),
-      "diverged": diverged, "commit": os.environ.get(COMMIT_ENV),
-      "host": f"{platform.machine()}, {os.cpu_count()} CPUs (shared)"}
-  (out / "run.json").write_text(json.dumps(meta, indent=1) + "\n")
+  meta = _run_meta(config_path, variant, seed, spec, quick, overrides,
+                   records, step_time(trainer.history), wall, resume, diverged)
+  G.write_run(out, records, meta, indent=1)
   shutil.rmtree(partial)
   return meta
 
@@ -124,21 +111,28 @@ def train_seeds(config_path: Path, variant: str, seeds: Sequence[int],
     # The records since the last resume (wall time restarts there).
     start = max([i for i in range(1, len(records)) if records[i]["wall_time"]
                  < records[i - 1]["wall_time"]], default=0)
-    per_step = step_time(records[start:])
-    metas[m.name] = {
-        "config": Path(config_path).name, "variant": variant, "seed": seed,
-        "quick": quick, "overrides": list(overrides),
-        "dataset": m.spec["dataset"]["name"],
-        "learning_rate": m.spec["optimizer"]["learning_rate"],
-        "steps": records[-1]["step"] if records else 0,
-        "wall_seconds": round(result.wall_seconds, 2), "resumed": run.resumed,
-        "ms_per_step": None if per_step is None else round(1e3 * per_step, 4),
-        "diverged": run.diverged, "commit": os.environ.get(COMMIT_ENV),
-        "host": f"{platform.machine()}, {os.cpu_count()} CPUs (shared)",
-        "group": result.names}
+    metas[m.name] = dict(_run_meta(
+        config_path, variant, seed, m.spec, quick, overrides, records,
+        step_time(records[start:]), result.wall_seconds, run.resumed,
+        run.diverged), group=result.names)
     G.write_run(runs_dir / m.name, records, metas[m.name], indent=1)
   G.discard(workdir, result.names)
   return metas
+
+
+def _run_meta(config_path, variant, seed, spec, quick, overrides, records,
+              per_step, wall, resumed, diverged) -> dict[str, Any]:
+  """A finished run's ``run.json`` record."""
+  return {
+      "config": Path(config_path).name, "variant": variant, "seed": seed,
+      "quick": quick, "overrides": list(overrides),
+      "dataset": spec["dataset"]["name"],
+      "learning_rate": spec["optimizer"]["learning_rate"],
+      "steps": records[-1]["step"] if records else 0,
+      "wall_seconds": round(wall, 2), "resumed": resumed,
+      "ms_per_step": None if per_step is None else round(1e3 * per_step, 4),
+      "diverged": diverged, "commit": os.environ.get(COMMIT_ENV),
+      "host": f"{platform.machine()}, {os.cpu_count()} CPUs (shared)"}
 
 
 def read_run(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
@@ -201,6 +195,6 @@ def cost_text(runs_dir: Path, planned: int) -> str:
           + ", ".join(parts))
 
 
-__all__ = ["COMMIT_ENV", "at_wall_time", "checkpoint_interval", "cost_text",
+__all__ = ["COMMIT_ENV", "at_wall_time", "cost_text",
            "read_run", "step_time", "train_run", "train_seeds", "wall_times",
            "window_mean"]

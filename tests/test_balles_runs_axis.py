@@ -9,8 +9,6 @@ quick settings (digits). An interrupted group resumes from its checkpoints
 from __future__ import annotations
 
 import json
-import os
-import signal
 
 import pytest
 
@@ -70,15 +68,6 @@ def test_p1_seeds_of_a_method_train_as_one_group_equal_to_alone(p1_group):
   assert runs["msvag"][0][0]["train_loss"] != runs["msvag"][1][0]["train_loss"]
 
 
-class _SignalAt(Hook):
-  def __init__(self, step):
-    self.at = step
-
-  def on_step(self, run, metrics):
-    if run.step == self.at:
-      os.kill(os.getpid(), signal.SIGINT)
-
-
 class _CountSteps(Hook):
   steps = 0
 
@@ -95,11 +84,11 @@ def _trainer_with(extra):
 
 
 def test_p1_interrupted_group_resumes_per_run(p1_group, tmp_path,
-                                              monkeypatch):
+                                              monkeypatch, signal_at):
   straight, _ = p1_group
   # SIGINT at step 100 (a log step: the running loss means restart there).
   monkeypatch.setattr(G, "RunsTrainer", _trainer_with(
-      lambda spec: [_SignalAt(100)] if spec.name == "msvag_s0" else []))
+      lambda spec: [signal_at(100)] if spec.name == "msvag_s0" else []))
   with pytest.raises(Interrupted):
     P1.train_runs(tmp_path, methods=("msvag",), seeds=(0, 1), quick=True,
                   progress=False)

@@ -24,7 +24,6 @@ import pytest
 
 from nnopt import cli
 from nnopt import config as C
-from nnopt.hooks import Hook
 from nnopt.reproduce import Claims, write_claims
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -441,20 +440,9 @@ def test_damaged_metrics_file_resumes(case, tiny, workdir, capsys):
 # -- signals -----------------------------------------------------------------------------
 
 
-class _SignalAt(Hook):
-  """Sends ``signum`` to this process after step ``at``."""
-
-  def __init__(self, at: int, signum: int):
-    self.at, self.signum = at, signum
-
-  def on_step(self, run, metrics):
-    if run.step == self.at:
-      os.kill(os.getpid(), self.signum)
-
-
 @pytest.fixture
-def signal_hook(monkeypatch):
-  monkeypatch.setitem(C.HOOKS, "test_signal_at", _SignalAt)
+def signal_hook(monkeypatch, signal_at):
+  monkeypatch.setitem(C.HOOKS, "test_signal_at", signal_at)
 
 
 @pytest.mark.parametrize("name,checkpoints", [

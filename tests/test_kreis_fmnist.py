@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
 
 import numpy as np
 import pytest
@@ -18,7 +16,6 @@ from experiments import reproduce_cabs_fmnist as CB
 from experiments import reproduce_kreis_fmnist as KF
 from nnopt import config as C
 from nnopt import reproduce as R
-from nnopt.hooks import Hook
 from nnopt.engine.signals import Interrupted
 
 # -- shared run files ------------------------------------------------------------
@@ -283,22 +280,14 @@ def test_a_diverged_learning_rate_fails_the_every_lr_claim(tmp_path):
   assert claims[0].status == "PASS"  # the champions are unaffected
 
 
-class _InterruptAt(Hook):
-  def __init__(self, step):
-    self.at = step
-
-  def on_step(self, run, metrics):
-    if run.step == self.at:
-      os.kill(os.getpid(), signal.SIGINT)
-
-
-def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path, monkeypatch,
+                                                        signal_at):
   straight = KR.train("exp3", "sgd", 0, tmp_path / "straight", quick=True)
   build = C.Experiment.trainer
 
   def interrupted_trainer(self, *args, **kwargs):
     trainer = build(self, *args, **kwargs)
-    trainer.hooks.append(_InterruptAt(2 * trainer.checkpoint_every + 1))
+    trainer.hooks.append(signal_at(2 * trainer.checkpoint_every + 1))
     return trainer
 
   monkeypatch.setattr(C.Experiment, "trainer", interrupted_trainer)

@@ -7,7 +7,6 @@ run's seed and hyperparameters (relative parameter difference <= 1e-5 after
 
 import json
 import os
-import signal
 
 import jax
 import jax.numpy as jnp
@@ -306,22 +305,14 @@ def test_cabs_batch_sizes_per_run_match_runs_alone():
   assert sizes[0] != sizes[1], "runs with their own batch sizes"
 
 
-class _SignalAt(Hook):
-  def __init__(self, step):
-    self.at = step
-
-  def on_step(self, run, metrics):
-    if run.step == self.at:
-      os.kill(os.getpid(), signal.SIGINT)
-
-
-def test_sigint_saves_every_run_and_resume_finishes_them(digits, tmp_path):
+def test_sigint_saves_every_run_and_resume_finishes_them(digits, tmp_path,
+                                                          signal_at):
   model = FNN(widths=(16, 10))
   specs = [RunSpec(s, {"learning_rate": 1e-2}) for s in (0, 1)]
   factory = lambda learning_rate: optax.adam(learning_rate)
   kw = dict(runs=specs, batch_size=64, num_steps=30, log_every=5,
             checkpoint_every=10, workdir=str(tmp_path / "w"), progress=False)
-  fired = _SignalAt(13)
+  fired = signal_at(13)
   with pytest.raises(Interrupted) as e:
     RunsTrainer(model, CE, factory, digits,
                 hooks=lambda spec: [fired] if spec.seed == 0 else [],
