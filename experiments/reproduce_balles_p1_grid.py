@@ -47,7 +47,7 @@ import numpy as np
 
 from experiments import reproduce_balles_p1 as P1
 from experiments import run_groups as G
-from experiments.fmnist_runs import COMMIT_ENV
+from experiments import fmnist_runs as fr
 from nnopt import config as C
 from nnopt.reproduce import Claims, Reproduction, run_reproduction
 
@@ -163,7 +163,7 @@ def train_grid(runs_dir: Path, methods=METHODS, seeds=SEEDS, *,
             "resumed": run.resumed, "overrides": list(overrides),
             "dataset": members[0].spec["dataset"]["name"],
             "steps": run.records[-1]["step"] if run.records else 0,
-            "commit": os.environ.get(COMMIT_ENV),
+            "commit": os.environ.get(fr.COMMIT_ENV),
             "host": f"{platform.machine()}, {os.cpu_count()} CPUs (shared)"},
                     indent=1)
       G.discard(workdir, result.names)
@@ -247,9 +247,9 @@ REPRODUCTION = Reproduction(
     id="balles_p1_grid", thesis="balles", items=(ITEM,), run=run,
     title="P1 on Fashion-MNIST: the thesis's winning step sizes against "
     "their grid neighbours at full length, paired by seed",
-    cost="seconds (reads the committed runs); training a method's grid "
-    "neighbours, 2 α × 2 seeds on the runs axis: see the README "
-    "(quick: about 2 minutes)", smoke=P1.STAND_IN)
+    cost=fr.cost_text(RUNS, 2 * len(METHODS) * len(SEEDS)) + " (a group's "
+    "wall time over its runs: a method's 2 α × 2 seeds train as one program; "
+    "quick: about a minute)", smoke=P1.STAND_IN)
 
 
 def main(argv=None) -> int:
