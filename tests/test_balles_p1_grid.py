@@ -133,3 +133,22 @@ def test_grid_runs_equal_the_same_runs_alone(tmp_path):
           [r[key] for r in grouped if key in r],
           [r[key] for r in alone.history if key in r], rtol=1e-5, atol=1e-6)
   assert not (tmp_path / "partial").exists()
+
+
+def test_run_reads_the_winners_and_the_grid_runs(tmp_path, monkeypatch):
+  winners, grid = tmp_path / "winners", tmp_path / "grid"
+  for m in PG.METHODS:
+    for s in (0, 1):
+      _write(winners / f"{m}_s{s}", _records(WINNER_ACC + 0.001 * s))
+      for lr in PG.grid_points(m):
+        _write(grid / PG.run_name(m, lr, s), _records(
+            WINNER_ACC + 0.001 * s - 0.02 - 0.001 * lr))
+  monkeypatch.setattr(PG.P1, "RUNS", winners)
+  monkeypatch.setattr(PG, "RUNS", grid)
+  monkeypatch.delenv(PG.TRAIN_ENV, raising=False)
+  result = R.run_reproduction(PG.REPRODUCTION, tmp_path / "out")
+  assert result.error is None, result.error
+  assert result.counts()["PASS"] == 8 and result.counts()["INFO"] == 5
+  claims = R.read_claims(tmp_path / "out" / "balles_p1_grid" / "claims.json")
+  assert {c.dataset for c in claims} == {"fashion_mnist"}
+  assert all("on Fashion-MNIST" in c.claim for c in claims)
