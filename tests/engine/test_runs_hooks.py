@@ -7,9 +7,7 @@ groups each run stepped in and from the number of compiled step programs.
 
 import copy
 
-import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -24,23 +22,6 @@ from nnopt.models import init_params
 N, B = 96, 32
 
 
-class TinyResNet(nn.Module):
-  """x_{j+1} = x_j + h tanh(x_j K_j): a depth hierarchy with stacked K_j."""
-
-  layers: int
-  h: float
-  width: int = 4
-
-  @nn.compact
-  def __call__(self, x):
-    x = jnp.tanh(nn.Dense(self.width, name="opening")(x))
-    K = self.param("block", nn.initializers.normal(0.5),
-                   (self.layers, self.width, self.width))
-    for j in range(self.layers):
-      x = x + self.h * jnp.tanh(x @ K[j])
-    return nn.Dense(3, name="out")(x)
-
-
 class GroupProbe(Hook):
   """Records the group (its id while it is alive) of every step of a run."""
 
@@ -51,12 +32,12 @@ class GroupProbe(Hook):
     self.groups[run.step] = id(run.group)
 
 
-def _setting():
+def _setting(tiny_resnet):
   rng = np.random.default_rng(0)
   x = rng.normal(size=(N, 5)).astype(np.float32)
   y = np.argmax(x[:, :3] + 0.5 * rng.normal(size=(N, 3)), 1).astype(np.int32)
   ds = Dataset(x, y, x[:16], y[:16], "toy", 3)
-  models = [TinyResNet(n, 1.0 / n) for n in (1, 2, 4)]
+  models = [tiny_resnet(n, 1.0 / n) for n in (1, 2, 4)]
   p0 = init_params(models[-1], jax.random.key(7), x[:1])
   return ds, models, p0
 
@@ -90,11 +71,11 @@ def _runs_and_alone(models, ds, p0, make_hook, seeds):
   return trainer, slots
 
 
-def test_mlsgd_runs_of_one_schedule_batch_per_level():
+def test_mlsgd_runs_of_one_schedule_batch_per_level(tiny_resnet):
   """Two seeds with their own step sizes (per run, in the optimizer state)
   and the same V-cycles step as one group per level: one compilation per
   level, not per level and run."""
-  ds, models, p0 = _setting()
+  ds, models, p0 = _setting(tiny_resnet)
   lrs = {0: 0.3, 1: 0.1}
 
   def hook(seed):  # built apart for every run: shared through level_optimizer
@@ -109,11 +90,11 @@ def test_mlsgd_runs_of_one_schedule_batch_per_level():
   assert trainer.num_compilations == len(models)
 
 
-def test_mlsgd_runs_that_diverge_split_and_rejoin():
+def test_mlsgd_runs_that_diverge_split_and_rejoin(tiny_resnet):
   """Runs whose schedules differ (T_l per run, the per-step angle guard on
   shared transfers) leave and rejoin each other's groups, and each still
   equals its run alone."""
-  ds, models, p0 = _setting()
+  ds, models, p0 = _setting(tiny_resnet)
   models, transfers = models[1:], [depth_transfer()]
   epochs = {0: (2, 1), 1: (1, 2)}
 
@@ -131,8 +112,8 @@ def test_mlsgd_runs_that_diverge_split_and_rejoin():
                                     slots[1].hooks[0].optimizers))
 
 
-def test_mlsgd_hooks_share_level_optimizers_not_their_state():
-  ds, models, _ = _setting()
+def test_mlsgd_hooks_share_level_optimizers_not_their_state(tiny_resnet):
+  ds, models, _ = _setting(tiny_resnet)
   make = lambda reg=None: MLSGDHook(models, [depth_transfer()] * 2, (1, 1, 1),
                                     lr=0.1, regularizer=reg)
   a, b = make(), make()

@@ -9,7 +9,6 @@ hand-written loop for :func:`angle_guard`.
 
 import functools
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -27,30 +26,13 @@ from nnopt.multilevel.mlsgd_transforms import angle_guard
 N, B, LR = 96, 32, 0.3
 
 
-class TinyResNet(nn.Module):
-  """x_{j+1} = x_j + h tanh(x_j K_j): a depth hierarchy with stacked K_j."""
-
-  layers: int
-  h: float
-  width: int = 4
-
-  @nn.compact
-  def __call__(self, x):
-    x = jnp.tanh(nn.Dense(self.width, name="opening")(x))
-    K = self.param("block", nn.initializers.normal(0.5),
-                   (self.layers, self.width, self.width))
-    for j in range(self.layers):
-      x = x + self.h * jnp.tanh(x @ K[j])
-    return nn.Dense(3, name="out")(x)
-
-
 @pytest.fixture(scope="module")
-def setup(numpy_params):
+def setup(numpy_params, tiny_resnet):
   rng = np.random.default_rng(0)
   x = rng.normal(size=(N, 5)).astype(np.float32)
   y = np.argmax(x[:, :3] + 0.5 * rng.normal(size=(N, 3)), 1).astype(np.int32)
   ds = Dataset(x, y, x[:16], y[:16], "toy", 3)
-  models = [TinyResNet(n, 1.0 / n) for n in (1, 2, 4)]
+  models = [tiny_resnet(n, 1.0 / n) for n in (1, 2, 4)]
   p0 = numpy_params(models[-1], x[:1])
   return ds, models, p0
 
