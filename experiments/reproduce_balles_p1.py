@@ -45,7 +45,7 @@ import numpy as np  # pylint: disable=wrong-import-position
 from experiments import run_groups as G  # pylint: disable=wrong-import-position
 from nnopt import config as C  # pylint: disable=wrong-import-position
 from nnopt.reproduce import (Claims, Reproduction,  # pylint: disable=wrong-import-position
-                             run_reproduction)
+                             run_and_report)
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "configs" / "balles_p1_fmnist.py"
@@ -390,10 +390,7 @@ def main(argv=None) -> int:
     print("trained:", train_runs(
         RUNS, seeds=args.seeds, runs_axis=not args.one_at_a_time,
         group_size=args.group_size) or "nothing")
-  result = run_reproduction(REPRODUCTION, args.out, quick=args.quick)
-  print(", ".join(f"{n} {s}" for s, n in result.counts().items()),
-        f"→ {result.directory}")
-  return 1 if result.error else 0
+  return run_and_report(REPRODUCTION, args.out, quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,6 @@ import re
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, Mapping
 
 import numpy as np
 
@@ -49,7 +48,7 @@ from experiments import reproduce_balles_p1 as P1
 from experiments import run_groups as G
 from experiments import fmnist_runs as fr
 from nnopt import config as C
-from nnopt.reproduce import Claims, Reproduction, run_reproduction
+from nnopt.reproduce import Claims, Reproduction, run_and_report
 
 RESULTS = P1.ROOT / "experiments" / "results" / "balles_p1_grid"
 #: The grid runs (the winners are balles_p1_fmnist's committed runs).
@@ -269,10 +268,7 @@ def main(argv=None) -> int:
     print("trained:", train_grid(
         RUNS, args.methods, args.seeds, scope=args.scope,
         group_size=args.group_size) or "nothing")
-  result = run_reproduction(REPRODUCTION, args.out, quick=args.quick)
-  print(", ".join(f"{n} {s}" for s, n in result.counts().items()),
-        f"→ {result.directory}")
-  return 1 if result.error else 0
+  return run_and_report(REPRODUCTION, args.out, quick=args.quick)
 
 
 if __name__ == "__main__":

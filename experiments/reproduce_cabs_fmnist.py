@@ -39,7 +39,7 @@ import numpy as np  # pylint: disable=wrong-import-position
 
 from experiments import fmnist_runs as fr  # pylint: disable=wrong-import-position
 from nnopt.reproduce import (Claims, Reproduction,  # pylint: disable=wrong-import-position
-                             run_reproduction)
+                             run_and_report)
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "configs" / "cabs_fmnist.py"
@@ -280,10 +280,7 @@ def main(argv=None) -> int:
     return 0
   if args.train_missing and not args.quick:
     print("trained:", train_missing(runs_axis=args.runs_axis) or "nothing")
-  result = run_reproduction(REPRODUCTION, args.out, quick=args.quick)
-  print(", ".join(f"{n} {s}" for s, n in result.counts().items()),
-        f"→ {result.directory}")
-  return 1 if result.error else 0
+  return run_and_report(REPRODUCTION, args.out, quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ from experiments.kreis_fmnist_runs import (  # pylint: disable=wrong-import-posi
     PRE_SET, QUICK_SEEDS, RESULTS, RUNS, SEEDS, SGD_SET, VARIANTS,
     STAND_IN, WINDOW, Runs, queue, quick_runs, run_name, train, train_missing)
 from nnopt.reproduce import (Claims, Reproduction,  # pylint: disable=wrong-import-position
-                             run_reproduction)
+                             run_and_report)
 
 
 #: Exp1 "similar decrease … unpreconditioned slightly better": the spec's
@@ -309,10 +309,7 @@ def main(argv=None) -> int:
     return 0
   if args.train_missing and not args.quick:
     print("trained:", train_missing(runs_axis=args.runs_axis) or "nothing")
-  result = run_reproduction(REPRODUCTION, args.out, quick=args.quick)
-  print(", ".join(f"{n} {s}" for s, n in result.counts().items()),
-        f"→ {result.directory}")
-  return 1 if result.error else 0
+  return run_and_report(REPRODUCTION, args.out, quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -169,6 +169,27 @@ def test_run_reproduction_writes_files_and_survives_crashes(tmp_path):
     R.Reproduction(id="a/b", thesis="kreis", items=(), run=good)
 
 
+def test_run_and_report_prints_the_counts_and_returns_the_status(
+    tmp_path, capsys):
+  def two(out_dir, quick):
+    claims = R.Claims("kreis")
+    claims.check("T", "holds", True)
+    claims.check("T", "fails", False)
+    return claims
+
+  def bad(out_dir, quick):
+    raise ValueError("boom")
+
+  rep = R.Reproduction(id="two", thesis="kreis", items=("T",), run=two)
+  assert R.run_and_report(rep, tmp_path) == 0
+  assert capsys.readouterr().out == (
+      f"1 PASS, 1 FAIL, 0 INCONCLUSIVE, 0 NOT RUN, 0 INFO → {tmp_path / 'two'}"
+      "\n")
+  rep = R.Reproduction(id="bad", thesis="kreis", items=("T",), run=bad)
+  assert R.run_and_report(rep, tmp_path) == 1
+  assert "1 NOT RUN" in capsys.readouterr().out
+
+
 def test_discover_finds_sensli_tables():
   registry = R.discover()
   assert "sensli_tables" in registry.reproductions

@@ -45,7 +45,7 @@ from nnopt.reproduce.intervals import (Difference, decide,
                                        difference_interval)
 from nnopt.reproduce.registry import (ENTRY_POINT_GROUP, Registry,
                                       Reproduction, discover)
-from nnopt.reproduce.runner import Result, run_reproduction
+from nnopt.reproduce.runner import Result, run_and_report, run_reproduction
 
 __all__ = [
     "CLAIMS_FILE", "Claim", "Claims", "Difference", "ENTRY_POINT_GROUP",
@@ -53,5 +53,5 @@ __all__ = [
     "Registry", "ReproduceError", "Reproduction", "Result", "SCOPES", "SMOKE",
     "STATUSES", "THESES", "VERDICTS", "check", "count_statuses", "decide",
     "difference_interval", "discover", "jsonable", "not_run", "read_claims",
-    "run_reproduction", "smoke_label", "write_claims",
+    "run_and_report", "run_reproduction", "smoke_label", "write_claims",
 ]

@@ -74,4 +74,14 @@ def run_reproduction(rep: Reproduction, out_root: str | os.PathLike[str], *,
   return Result(rep, claims, out, wall, error)
 
 
-__all__ = ["Result", "run_reproduction", "stand_in"]
+def run_and_report(rep: Reproduction, out_root: str | os.PathLike[str], *,
+                   quick: bool = False) -> int:
+  """:func:`run_reproduction` as a script's last step: prints the counts
+  and where the files went; returns the exit status (1 when it failed)."""
+  result = run_reproduction(rep, out_root, quick=quick)
+  print(", ".join(f"{n} {s}" for s, n in result.counts().items()),
+        f"→ {result.directory}")
+  return 1 if result.error else 0
+
+
+__all__ = ["Result", "run_and_report", "run_reproduction", "stand_in"]
