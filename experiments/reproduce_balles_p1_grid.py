@@ -56,7 +56,7 @@ RUNS = Path(os.environ.get("NNOPT_P1_GRID_RUNS", RESULTS / "runs"))
 TRAIN_ENV = "NNOPT_P1_GRID_TRAIN_MISSING"
 #: The methods with a grid in App. B.1.2 (M-SVAG-mb reuses M-SVAG's α).
 METHODS = ("msgd", "adam", "msign_sgd", "msvag")
-SEEDS = (0, 1)
+SEEDS = P1.SEEDS  # the winners' seeds
 SCOPES = ("neighbours", "full")
 ITEM = "App. B.1.2 (P1)"
 QUOTE = ("Pick the α with the highest maximum test accuracy reached. [...] "
