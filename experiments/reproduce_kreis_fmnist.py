@@ -9,7 +9,9 @@ step sizes and their neighbours on the thesis's grids, at full length
 Each run is one (experiment, variant, seed) under
 ``experiments/results/kreis_fmnist/runs/<exp>_<variant>_s<seed>/``
 (``metrics.jsonl``, ``run.json`` with the measured wall time); this script
-reads them and trains the missing ones only when asked::
+reads them and trains the missing ones only when asked. Exp3 also runs with
+its whole grids (:mod:`experiments.kreis_fmnist_grid`, ``--train-grid exp3``;
+records under ``exp3_grid/``)::
 
     nnopt reproduce kreis_fmnist --out experiments/results   # read runs
     python experiments/reproduce_kreis_fmnist.py --train-missing
@@ -41,6 +43,8 @@ from experiments import fmnist_runs as fr  # pylint: disable=wrong-import-positi
 from experiments.kreis_fmnist_runs import (  # pylint: disable=wrong-import-position
     PRE_SET, QUICK_SEEDS, RESULTS, RUNS, SEEDS, SGD_SET, VARIANTS,
     STAND_IN, WINDOW, Runs, queue, quick_runs, run_name, train, train_missing)
+from experiments.kreis_fmnist_grid import (  # pylint: disable=wrong-import-position
+    GRID_DIR, grid_claims, train_grid)
 from nnopt.reproduce import (Claims, Reproduction,  # pylint: disable=wrong-import-position
                              run_and_report)
 
@@ -276,6 +280,8 @@ def run(out_dir: Path, quick: bool) -> Claims:
     fn(claims, r)
     common_claims(claims, r)
     plot(r, out_dir / f"{exp}_{'quick' if quick else 'fmnist'}.png")
+  if not quick:
+    grid_claims(claims)
   if quick:  # the texts name the data they ran on
     claims[:] = [dataclasses.replace(c, claim=c.claim.replace(
         "on Fashion-MNIST", "on the digits stand-in")) for c in claims]
@@ -300,12 +306,19 @@ def main(argv=None) -> int:
   parser.add_argument("--train-missing", action="store_true")
   parser.add_argument("--runs-axis", action="store_true", help="train a "
                       "variant's missing seeds as one program (accelerator)")
+  parser.add_argument("--train-grid", choices=("exp3",), help="run "
+                      f"frobenius_ch5's whole-grid pipeline into {GRID_DIR} "
+                      "and exit")
   parser.add_argument("--quick", action="store_true")
   parser.add_argument("--out", default=str(RESULTS.parent))
   args = parser.parse_args(argv)
   if args.train:
     exp, variant, seed = args.train
     print(train(exp, variant, int(seed), progress=False))
+    return 0
+  if args.train_grid:
+    for c in train_grid(args.train_grid):
+      print(f"{c.status:8s} {c.item}: {c.claim}")
     return 0
   if args.train_missing and not args.quick:
     print("trained:", train_missing(runs_axis=args.runs_axis) or "nothing")

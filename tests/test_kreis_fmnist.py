@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from experiments import fmnist_runs as fr
+from experiments import kreis_fmnist_grid as KG
 from experiments import kreis_fmnist_runs as KR
 from experiments import reproduce_cabs_fmnist as CB
 from experiments import reproduce_kreis_fmnist as KF
@@ -184,6 +185,7 @@ def test_kreis_one_seed_is_not_run_naming_missing_runs(tmp_path):
 
 def test_kreis_reproduction_reads_runs_and_draws(tmp_path, monkeypatch):
   monkeypatch.setattr(KF, "RUNS", _kreis_runs(tmp_path / "runs"))
+  monkeypatch.setattr(KG, "GRID_DIR", tmp_path / "no_grid")
   result = R.run_reproduction(KF.REPRODUCTION, tmp_path / "out")
   assert result.error is None, result.error
   assert result.counts()["PASS"] == 12
@@ -194,6 +196,7 @@ def test_kreis_reproduction_reads_runs_and_draws(tmp_path, monkeypatch):
 
 def test_kreis_reproduction_without_runs_is_not_run(tmp_path, monkeypatch):
   monkeypatch.setattr(KF, "RUNS", tmp_path / "none")
+  monkeypatch.setattr(KG, "GRID_DIR", tmp_path / "no_grid")
   result = R.run_reproduction(KF.REPRODUCTION, tmp_path / "out")
   assert result.error is None, result.error
   assert result.counts()["NOT RUN"] >= 12 and result.counts()["PASS"] == 0
@@ -310,3 +313,49 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path, monkeypatch,
     for key in ("train_loss", "test_accuracy", "test_loss"):
       if key in ra:
         assert rb[key] == pytest.approx(ra[key], rel=1e-5), (ra["step"], key)
+
+
+def test_whole_grid_records_are_read_back(tmp_path, monkeypatch):
+  # The pipeline itself (frobenius_ch5's sweep, claims and robustness) is
+  # tested in tests/frobenius; here it is stood in for by a two-lr grid.
+  class Setting:
+    steps, window = 10, 2
+
+    def __init__(self, experiment, quick, data):
+      assert (experiment, quick, data.name) == ("exp3", True, "digits")
+
+  res = {m: {"grid": np.array([0.1, 0.2]), "finals": np.array([f, f / 2]),
+             "lr": 0.2, "time": 1e-3} for m, f in (("sgd", 1.0),
+                                                   ("frobenius", 0.5))}
+  def claims_exp3(claims, res_, setting, out):
+    claims.check("Fig 5.10", "preconditioned better", res_ is res,
+                 final=0.25)
+
+  def robustness(claims, experiment, setting, res_, data):
+    claims.info("Fig 5.10", "robustness, seeds 0-2", {"fraction": 1.0})
+
+  monkeypatch.setattr(KG.fs, "Setting", Setting)
+  monkeypatch.setattr(KG.fs, "sweep", lambda setting: res)
+  monkeypatch.setitem(KG.CLAIMS, "exp3", claims_exp3)
+  monkeypatch.setattr(KG, "robustness", robustness)
+  claims = R.Claims("kreis", dataset="fashion_mnist")
+  KG.grid_claims(claims, tmp_path / "none")
+  assert [c.status for c in claims] == ["NOT RUN"]
+  assert "--train-grid exp3" in claims[0].reason
+  trained = KG.train_grid("exp3", tmp_path, quick=True)
+  assert [c.status for c in trained] == ["PASS", "INFO"]
+  assert [c.claim for c in trained] == [
+      "on Fashion-MNIST, whole grids: preconditioned better",
+      "on Fashion-MNIST, whole grids: robustness, seeds 0-2"]
+  assert {c.item for c in trained} == {"Fig 5.10 (Fashion-MNIST)"}
+  read = R.Claims("kreis", dataset="fashion_mnist")
+  KG.grid_claims(read, tmp_path)
+  assert read[:-1] == list(trained)
+  meta = json.loads((tmp_path / "grid.json").read_text())
+  assert meta["frobenius"] == {"grid": [0.1, 0.2], "final_ma": [0.5, 0.25],
+                               "champion": 0.2, "ms_per_step": 1.0}
+  assert read[-1].measured["frobenius"]["final_ma"] == 0.25
+  assert read[-1].measured["sgd"]["grid_size"] == 2
+  assert meta["quick"] is True and meta["dataset"] == "digits"
+  with pytest.raises(ValueError, match="exp3"):
+    KG.train_grid("exp2", tmp_path)
