@@ -118,4 +118,16 @@ def grid_claims(claims: Claims, grid_dir: Path | None = None) -> None:
                       "wall_seconds": meta["wall_seconds"]})
 
 
-__all__ = ["GRID_DIR", "OnFashionMNIST", "grid_claims", "train_grid"]
+def cost_text(grid_dir: Path | None = None) -> str:
+  """``--list``'s words on the whole grids: their measured wall time."""
+  path = (GRID_DIR if grid_dir is None else Path(grid_dir)) / "grid.json"
+  if not path.exists():
+    return "Exp3 whole grids: not run yet (about an hour, --train-grid exp3)"
+  meta = json.loads(path.read_text())
+  return (f"Exp3 whole grids ({len(meta['sgd']['grid'])} + "
+          f"{len(meta['frobenius']['grid'])} step sizes, champions, seeds "
+          f"1-2): {meta['wall_seconds'] / 60:.0f} min measured")
+
+
+__all__ = ["GRID_DIR", "OnFashionMNIST", "cost_text", "grid_claims",
+           "train_grid"]

@@ -357,5 +357,7 @@ def test_whole_grid_records_are_read_back(tmp_path, monkeypatch):
   assert read[-1].measured["frobenius"]["final_ma"] == 0.25
   assert read[-1].measured["sgd"]["grid_size"] == 2
   assert meta["quick"] is True and meta["dataset"] == "digits"
+  assert KG.cost_text(tmp_path).startswith("Exp3 whole grids (2 + 2 step")
+  assert "not run yet" in KG.cost_text(tmp_path / "none")
   with pytest.raises(ValueError, match="exp3"):
     KG.train_grid("exp2", tmp_path)
