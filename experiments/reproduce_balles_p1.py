@@ -160,13 +160,14 @@ def final_value(records, key: str, window: int = FINAL_WINDOW) -> float:
 
 def train_runs(runs_dir: Path, methods=METHODS, seeds=SEEDS, *,
                quick: bool = False, progress: bool = True,
-               runs_axis: bool = True, group_size: int | None = None
+               runs_axis: bool = True, group_size: int | str | None = "auto"
                ) -> list[str]:
   """Trains the runs missing under ``runs_dir``; returns their names.
 
   Each run is written as ``<method>_s<seed>/metrics.jsonl`` and ``run.json``
   (wall time). With ``runs_axis`` a method's missing seeds (in groups of
-  ``group_size``; None: all) train as one :class:`nnopt.engine.runs.
+  ``group_size``; None: all; ``'auto'``: one on a CPU, all elsewhere, by
+  :func:`run_groups.conv_group_size`) train as one :class:`nnopt.engine.runs.
   RunsTrainer` (:mod:`experiments.run_groups`; on an accelerator one
   compiled program, each seed the same run as alone), checkpointed under
   ``runs_dir/partial/<method>/`` so that an interrupted group resumes
@@ -190,7 +191,7 @@ def train_runs(runs_dir: Path, methods=METHODS, seeds=SEEDS, *,
     return trained
   for method in methods:
     missing = [s for s in seeds if s not in have[method]]
-    for group in G.chunks(missing, group_size):
+    for group in G.chunks(missing, G.conv_group_size(group_size)):
       members = [G.Member(f"{method}_s{s}", spec_of(method, s)) for s in group]
       workdir = runs_dir / "partial" / method
       result = G.train_group(members, workdir, progress=progress,
@@ -389,7 +390,7 @@ def main(argv=None) -> int:
   if args.train_missing and not args.quick:
     print("trained:", train_runs(
         RUNS, seeds=args.seeds, runs_axis=not args.one_at_a_time,
-        group_size=args.group_size) or "nothing")
+        group_size=args.group_size or "auto") or "nothing")
   return run_and_report(REPRODUCTION, args.out, quick=args.quick)
 
 

@@ -19,7 +19,8 @@ seed (``train.seed`` seeds the initialization and the data order):
 
 By default the grid points are the winner's two neighbours on the thesis's
 grid (``--scope full``: the whole grid). A method's missing grid runs train as
-one :class:`nnopt.engine.runs.RunsTrainer` (:mod:`experiments.run_groups`):
+one :class:`nnopt.engine.runs.RunsTrainer` (:mod:`experiments.run_groups`;
+on a CPU one run per program, where a group of conv nets is slower per run):
 the α's become the per-run hyperparameter ``learning_rate``, each run the same
 as alone; checkpointed under ``runs/partial/<method>/``, so an interrupted
 group resumes. A run whose loss turns non-finite is kept with the records it
@@ -131,12 +132,14 @@ def max_accuracy(records) -> float:
 
 def train_grid(runs_dir: Path, methods=METHODS, seeds=SEEDS, *,
                scope: str = "neighbours", quick: bool = False,
-               progress: bool = True, group_size: int | None = None,
+               progress: bool = True, group_size: int | str | None = "auto",
                overrides: tuple[str, ...] = ()) -> list[str]:
   """Trains the grid runs missing under ``runs_dir``; returns their names.
 
   A method's missing (α, seed) runs train in groups of ``group_size`` (None:
-  all) on the runs axis; ``overrides`` are config overrides for every run.
+  all; ``'auto'``: one on a CPU, all elsewhere, by
+  :func:`run_groups.conv_group_size`) on the runs axis; ``overrides`` are
+  config overrides for every run.
   """
   _, config = C.load_config_file(P1.CONFIG)
   have, _ = read_grid(runs_dir, P1.QUICK_STEPS if quick else P1.NUM_STEPS)
@@ -144,7 +147,7 @@ def train_grid(runs_dir: Path, methods=METHODS, seeds=SEEDS, *,
   for method in methods:
     wanted = [(lr, s) for lr in grid_points(method, scope) for s in seeds
               if s not in have[method].get(lr, {})]
-    for group in G.chunks(wanted, group_size):
+    for group in G.chunks(wanted, G.conv_group_size(group_size)):
       members = [G.Member(run_name(method, lr, s), C.resolve(
           config, method, quick=quick, overrides=[
               f"train.seed={s}", f"optimizer.learning_rate={lr!r}",
@@ -267,7 +270,7 @@ def main(argv=None) -> int:
   if args.train_missing and not args.quick:
     print("trained:", train_grid(
         RUNS, args.methods, args.seeds, scope=args.scope,
-        group_size=args.group_size) or "nothing")
+        group_size=args.group_size or "auto") or "nothing")
   return run_and_report(REPRODUCTION, args.out, quick=args.quick)
 
 

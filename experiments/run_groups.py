@@ -34,6 +34,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+import jax
+
 from nnopt import config as C
 from nnopt.config.spec import thaw
 from nnopt.engine import runs_io
@@ -285,6 +287,21 @@ def train_alone(spec, datasets: Datasets | None = None, *,
   return trainer
 
 
+#: Runs per group of a conv net on a CPU: XLA:CPU steps a group of conv nets
+#: slower per run than each run alone (measured on Balles P1, 2 shared
+#: cores: 4 runs grouped 1.6 s a step, one alone 0.125 s), while an MLP's
+#: group is faster (experiments/bench/runs.py).
+CPU_CONV_GROUP = 1
+
+
+def conv_group_size(size: int | str | None = "auto") -> int | None:
+  """A conv net's group size: ``size``, or for ``'auto'`` all runs in one
+  program on an accelerator (None) and :data:`CPU_CONV_GROUP` on a CPU."""
+  if size != "auto":
+    return size
+  return CPU_CONV_GROUP if jax.default_backend() == "cpu" else None
+
+
 def chunks(items: Sequence[Any], size: int | None) -> list[list[Any]]:
   """``items`` in groups of ``size`` (None: one group)."""
   items = list(items)
@@ -304,6 +321,6 @@ def write_run(out: Path, records: Sequence[dict[str, Any]],
   (out / "run.json").write_text(json.dumps(meta, indent=indent) + "\n")
 
 
-__all__ = ["Datasets", "GroupResult", "Member", "Trained", "check_members",
-           "checkpoint_interval", "chunks", "discard", "single_run_records",
+__all__ = ["CPU_CONV_GROUP", "Datasets", "GroupResult", "Member", "Trained",
+           "check_members", "checkpoint_interval", "chunks", "conv_group_size", "discard", "single_run_records",
            "train_alone", "train_group", "write_run"]

@@ -116,7 +116,7 @@ def test_max_accuracy_of_a_run_diverged_before_evaluating_is_zero():
 def test_grid_runs_equal_the_same_runs_alone(tmp_path):
   overrides = ("train.num_steps=6", "train.eval_every=3", "train.log_every=3")
   names = PG.train_grid(tmp_path, ("adam",), (0,), quick=True,
-                        progress=False, overrides=overrides)
+                        progress=False, overrides=overrides, group_size=None)
   assert names == ["adam_lr0.003_s0", "adam_lr0.0006_s0"]
   _, config = C.load_config_file(PG.P1.CONFIG)
   for name, lr in zip(names, (0.003, 6e-4)):

@@ -48,7 +48,7 @@ def _read(path):
 def p1_group(tmp_path_factory):
   runs_dir = tmp_path_factory.mktemp("p1")
   names = P1.train_runs(runs_dir, methods=("msvag",), seeds=(0, 1),
-                        quick=True, progress=False)
+                        quick=True, progress=False, group_size=None)
   return runs_dir, names
 
 
@@ -66,6 +66,16 @@ def test_p1_seeds_of_a_method_train_as_one_group_equal_to_alone(p1_group):
   assert sorted(runs["msvag"]) == [0, 1] and not skipped
   # The seeds differ (own initialization and data order).
   assert runs["msvag"][0][0]["train_loss"] != runs["msvag"][1][0]["train_loss"]
+
+
+def test_conv_nets_group_one_run_per_program_on_a_cpu_only(monkeypatch):
+  assert G.conv_group_size(3) == 3 and G.conv_group_size(None) is None
+  monkeypatch.setattr(G.jax, "default_backend", lambda: "cpu")
+  assert G.conv_group_size() == G.CPU_CONV_GROUP == 1
+  assert G.chunks(["a", "b", "c"], G.conv_group_size()) == [["a"], ["b"],
+                                                             ["c"]]
+  monkeypatch.setattr(G.jax, "default_backend", lambda: "gpu")
+  assert G.conv_group_size("auto") is None
 
 
 class _CountSteps(Hook):
@@ -91,7 +101,7 @@ def test_p1_interrupted_group_resumes_per_run(p1_group, tmp_path,
       lambda spec: [signal_at(100)] if spec.name == "msvag_s0" else []))
   with pytest.raises(Interrupted):
     P1.train_runs(tmp_path, methods=("msvag",), seeds=(0, 1), quick=True,
-                  progress=False)
+                  progress=False, group_size=None)
   assert sorted(p.name for p in tmp_path.iterdir()) == ["partial"]
   for name in ("msvag_s0", "msvag_s1"):
     assert (tmp_path / "partial" / "msvag" / "runs" / name
@@ -100,7 +110,8 @@ def test_p1_interrupted_group_resumes_per_run(p1_group, tmp_path,
       lambda spec: [_CountSteps()]))
   _CountSteps.steps = 0
   assert P1.train_runs(tmp_path, methods=("msvag",), seeds=(0, 1),
-                       quick=True, progress=False) == ["msvag_s0", "msvag_s1"]
+                       quick=True, progress=False,
+                       group_size=None) == ["msvag_s0", "msvag_s1"]
   assert _CountSteps.steps == 2 * (P1.QUICK_STEPS - 100)  # resumed at 100
   assert not (tmp_path / "partial").exists()
   for name in ("msvag_s0", "msvag_s1"):
