@@ -184,14 +184,16 @@ def wall_times(runs_dir: Path) -> dict[str, list[float]]:
 def cost_text(runs_dir: Path, planned: int) -> str:
   """``--list``'s cost: the measured wall time of each finished run."""
   times = wall_times(runs_dir)
-  if not times:
+  done = len(list(Path(runs_dir).glob("*/run.json")))
+  if not done:
     return f"no full-size run finished yet ({planned} planned, {runs_dir})"
-  done = sum(len(v) for v in times.values())
+  timed = sum(len(v) for v in times.values())
   parts = [f"{name} {np.mean(v) / 60:.1f} min" + (f" (×{len(v)})"
                                                   if len(v) > 1 else "")
            for name, v in times.items()]
+  resumed = (f"; {done - timed} resumed, untimed" if done > timed else "")
   return (f"reading: seconds; measured wall time per full-size run on a "
-          f"shared 2-core CPU ({done} of {planned} finished): "
+          f"shared 2-core CPU ({done} of {planned} finished{resumed}): "
           + ", ".join(parts))
 
 

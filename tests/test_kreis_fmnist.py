@@ -361,3 +361,18 @@ def test_whole_grid_records_are_read_back(tmp_path, monkeypatch):
   assert "not run yet" in KG.cost_text(tmp_path / "none")
   with pytest.raises(ValueError, match="exp3"):
     KG.train_grid("exp2", tmp_path)
+
+
+def test_cost_text_counts_finished_runs_and_times_the_unresumed(tmp_path):
+  assert "no full-size run finished yet (4 planned" in fr.cost_text(tmp_path, 4)
+  for name, meta in (("m32_s0", {"wall_seconds": 600.0}),
+                     ("m32_s1", {"wall_seconds": 60.0, "resumed": True}),
+                     ("cabs_s0", {"wall_seconds": 1200.0,
+                                  "group": ["cabs_s0", "cabs_s1"]})):
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "run.json").write_text(json.dumps(meta))
+  text = fr.cost_text(tmp_path, 4)
+  assert "(3 of 4 finished; 1 resumed, untimed)" in text
+  # A group's wall time is shared among its runs.
+  assert text.endswith("m32 10.0 min, cabs 10.0 min") or text.endswith(
+      "cabs 10.0 min, m32 10.0 min")
