@@ -44,8 +44,7 @@ from experiments.kreis_fmnist_runs import (  # pylint: disable=wrong-import-posi
     PRE_SET, QUICK_SEEDS, RESULTS, RUNS, SEEDS, SGD_SET, VARIANTS,
     STAND_IN, WINDOW, Runs, queue, quick_runs, run_name, train, train_missing)
 from experiments.kreis_fmnist_grid import (  # pylint: disable=wrong-import-position
-    GRID_DIR, grid_claims, train_grid)
-from experiments.kreis_fmnist_grid import cost_text as grid_cost_text  # pylint: disable=wrong-import-position
+    GRID_DIR, grid_claims, train_grid, cost_text as grid_cost_text)
 from nnopt.reproduce import (Claims, Reproduction,  # pylint: disable=wrong-import-position
                              run_and_report)
 

@@ -322,5 +322,6 @@ def write_run(out: Path, records: Sequence[dict[str, Any]],
 
 
 __all__ = ["CPU_CONV_GROUP", "Datasets", "GroupResult", "Member", "Trained",
-           "check_members", "checkpoint_interval", "chunks", "conv_group_size", "discard", "single_run_records",
-           "train_alone", "train_group", "write_run"]
+           "check_members", "checkpoint_interval", "chunks", "conv_group_size",
+           "discard", "single_run_records", "train_alone", "train_group",
+           "write_run"]
