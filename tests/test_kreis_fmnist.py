@@ -356,6 +356,9 @@ def test_whole_grid_records_are_read_back(tmp_path, monkeypatch):
                                "champion": 0.2, "ms_per_step": 1.0}
   assert read[-1].measured["frobenius"]["final_ma"] == 0.25
   assert read[-1].measured["sgd"]["grid_size"] == 2
+  # The thesis's Exp3 SGD champion is 1.0: the nearest grid point here, 0.2.
+  assert read[-1].measured["sgd"]["thesis_champion"] == 0.2
+  assert read[-1].measured["sgd"]["thesis_champion_final_ma"] == 0.5
   assert meta["quick"] is True and meta["dataset"] == "digits"
   assert KG.cost_text(tmp_path).startswith("Exp3 whole grids (2 + 2 step")
   assert "not run yet" in KG.cost_text(tmp_path / "none")
