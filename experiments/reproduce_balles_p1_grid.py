@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import platform
 import re
@@ -108,12 +107,11 @@ def read_grid(runs_dir: Path, num_steps: int = P1.NUM_STEPS
     match = _RUN_DIR.match(d.name)
     if not match or match["method"] not in METHODS:
       continue
-    if not (d / "run.json").exists():
+    finished = fr.read_run(d)
+    if finished is None:
       skipped[d.name] = "no run.json"
       continue
-    meta = json.loads((d / "run.json").read_text())
-    with (d / "metrics.jsonl").open() as f:
-      records = [json.loads(line) for line in f if line.strip()]
+    records, meta = finished
     last = max((r.get("step", 0) for r in records), default=0)
     if last < num_steps and not meta.get("diverged"):
       skipped[d.name] = f"incomplete: last step {last} < {num_steps}"
